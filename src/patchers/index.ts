@@ -1,0 +1,6 @@
+/**
+ * @file `attnpatch/patchers`: lifting attention into normalized blocks, and the patches that lower them.
+ */
+export { liftAttention, type LiftReport } from './attention/lift.js';
+export type { AttentionBlock, AttentionForm, Projection, RopeInfo, RopeSource, KvLayout, LiftFailure, LiftRule } from './attention/block.js';
+export { inspectModel, type InspectReport, type BlockReport } from './inspect.js';
