@@ -32,6 +32,11 @@ export interface NBitsQuant {
 export interface Projection {
   /** The MatMul / Gemm / MatMulNBits node. */
   node: Node;
+  /**
+   * The projection's result as attention consumes it, [B, S, out]: after the bias Add when there is one.
+   * For packed QKV this is the packed tensor (all three share it; `columns` picks each part).
+   */
+  output: Value;
   /** Weight initializer: [d_model, out] for MatMul, packed [N, blocks, blob] for MatMulNBits. */
   weight: Value | null;
   bias: Value | null;
@@ -95,6 +100,12 @@ export interface AttentionBlock {
   present: KvNames | null;
   /** Hidden states entering the q/k/v projections. */
   hidden: Value | null;
+  /**
+   * Unfused forms: the per-head tensors right before attention, [B, H, S, Dh] for q and [B, Hkv, S, Dh] for k
+   * and v — q and k after rope, k and v before they are concatenated with the past. Lets a patch keep the
+   * source's own rope when it cannot rebuild it.
+   */
+  heads?: { q: Value; k: Value; v: Value };
   /** Attention result with heads merged, [B, S, H·Dh] (what `o` consumes). */
   output: Value;
   /** The fused op, or the Softmax of an unfused block. */

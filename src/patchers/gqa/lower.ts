@@ -1,0 +1,130 @@
+/**
+ * @file Lowers one lifted attention block to com.microsoft.GroupQueryAttention. The GQA node takes the
+ * projections (or the source's rotated heads), the graph's past cache and the shared length inputs; its
+ * outputs replace the block's merged-heads output and the present cache outputs (names kept), and the old
+ * attention nodes become dead for DCE to remove.
+ */
+import { attr } from '../../graph/ir/attribute.js';
+import { DataType } from '../../graph/ir/dtype.js';
+import type { Node } from '../../graph/ir/node.js';
+import type { Value } from '../../graph/ir/value.js';
+import type { GraphBuilder } from '../../graph/build/builder.js';
+import type { AttentionBlock } from '../attention/block.js';
+import { buildRopeCaches, type RopeCaches } from './rope-cache.js';
+import type { SequenceInputs } from './seqlens.js';
+
+export type RotaryMode = 'auto' | 'fused' | 'keep';
+
+export interface LowerOptions {
+  /** Sliding window: each query attends to the last `window` keys (itself included). */
+  window?: number;
+  /** Length of rebuilt cos/sin caches: the longest context the patched model can run. */
+  maxContext: number;
+  /** 'fused': GQA's built-in rotary; 'keep': the source's own rope nodes; 'auto': fused where possible. */
+  rotary: RotaryMode;
+}
+
+/** Per-model state shared by every block: the length inputs and the cos/sin caches. */
+export interface LowerContext {
+  b: GraphBuilder;
+  sequence: () => SequenceInputs | string;
+  caches: Map<string, RopeCaches | string>;
+}
+
+export type Lowered = { ok: true; to: string } | { ok: false; reason: string };
+
+function elemType(v: Value | undefined): number {
+  return v?.type?.kind === 'tensor' ? v.type.elemType : DataType.FLOAT;
+}
+
+/** [B, N, S, Dh] → [B, S, N·Dh] (the layout GQA takes). */
+function mergeHeads(b: GraphBuilder, heads: Value): Value {
+  const t = b.op('Transpose', [heads], { attributes: { perm: [0, 2, 1, 3] } });
+  return b.op('Reshape', [t, b.ints('shape_bs_flat', [0, 0, -1])]);
+}
+
+/** True when one packed projection holds q | k | v in that order, contiguous. */
+function packedInOrder(block: AttentionBlock): boolean {
+  const { q, k, v } = block;
+  if (!q?.columns || !k?.columns || !v?.columns || q.output !== k.output || k.output !== v.output) return false;
+  return q.columns.start === 0 && q.columns.end === k.columns.start && k.columns.end === v.columns.start;
+}
+
+function ropeKey(block: AttentionBlock, maxContext: number, dtype: number): string {
+  const r = block.rope!;
+  const s = r.source;
+  const id = s.kind === 'inv-freq' ? `${s.invFreq.name}*${s.attentionScaling}` : 'cos' in s ? s.cos.name : '';
+  return `${s.kind}:${id}:${r.rotaryDim}:${maxContext}:${dtype}`;
+}
+
+/** Lowers `block`, or says why it stays as it was. */
+export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: LowerOptions): Lowered {
+  const { b } = ctx;
+  if (block.kvLayout !== 'bnsh') return { ok: false, reason: `its ${block.kvLayout} KV cache layout has no GroupQueryAttention equivalent yet` };
+  if (!block.past || !block.present) return { ok: false, reason: 'it has no past/present cache in the graph' };
+  if (block.numHeads % block.numKvHeads !== 0) return { ok: false, reason: `${block.numHeads} heads are not a multiple of ${block.numKvHeads} KV heads` };
+  const dtype = elemType(block.past.key);
+
+  // Rotary: GQA's built-in rope needs Dh % 16 == 0 and frequencies we can rebuild; otherwise keep the source's.
+  let caches: RopeCaches | undefined;
+  let keepReason = '';
+  if (block.rope && options.rotary !== 'keep') {
+    if (block.headDim % 16 !== 0) keepReason = `head size ${block.headDim} is not a multiple of 16 (GroupQueryAttention's built-in rotary needs that)`;
+    else {
+      const key = ropeKey(block, options.maxContext, dtype);
+      if (!ctx.caches.has(key)) ctx.caches.set(key, buildRopeCaches(b, block.rope, options.maxContext, dtype));
+      const c = ctx.caches.get(key)!;
+      if (typeof c === 'string') keepReason = c;
+      else caches = c;
+    }
+    if (!caches && options.rotary === 'fused') return { ok: false, reason: `fused rotary impossible: ${keepReason}` };
+  }
+  const keepRope = block.rope !== null && !caches;
+  if (keepRope && !block.heads) return { ok: false, reason: `cannot rebuild its rope (${keepReason || 'rotary: keep'}) and the lifter gave no rotated heads to reuse` };
+  if (!keepRope && (!block.q || !block.k || !block.v)) return { ok: false, reason: 'its q/k/v projections were not lifted' };
+
+  const seq = ctx.sequence();
+  if (typeof seq === 'string') return { ok: false, reason: seq };
+
+  const anchor: Node | undefined = block.o?.node ?? block.output.consumers()[0];
+  const saved = b.before;
+  b.before = anchor;
+  try {
+    let query: Value;
+    let key: Value | null;
+    let value: Value | null;
+    if (keepRope) {
+      query = mergeHeads(b, block.heads!.q);
+      key = mergeHeads(b, block.heads!.k);
+      value = mergeHeads(b, block.heads!.v);
+    } else if (packedInOrder(block)) {
+      query = block.q!.output;
+      key = null;
+      value = null;
+    } else {
+      query = block.q!.output;
+      key = block.k!.output;
+      value = block.v!.output;
+    }
+    const attributes = [
+      attr.int('num_heads', block.numHeads),
+      attr.int('kv_num_heads', block.numKvHeads),
+      attr.float('scale', block.scale),
+      attr.int('do_rotary', caches ? 1 : 0),
+      attr.int('rotary_interleaved', caches && block.rope!.interleaved ? 1 : 0),
+    ];
+    if (options.window !== undefined) attributes.push(attr.int('local_window_size', options.window));
+    const [out, presentKey, presentValue] = b.op(
+      'GroupQueryAttention',
+      [query, key, value, block.past.key, block.past.value, seq.seqlensK, seq.totalSequenceLength, caches?.cos ?? null, caches?.sin ?? null],
+      { domain: 'com.microsoft', outputs: 3, attributes },
+    ) as [Value, Value, Value];
+    b.graph.replaceAllUsesWith(block.output, out);
+    b.graph.replaceAllUsesWith(block.present.key, presentKey);
+    b.graph.replaceAllUsesWith(block.present.value, presentValue);
+    const rope = caches ? `do_rotary=1${block.rope!.interleaved ? ', interleaved' : ''}` : keepRope ? 'source rope kept' : 'no rope';
+    return { ok: true, to: `GroupQueryAttention(${rope}${options.window !== undefined ? `, window=${options.window}` : ''})` };
+  } finally {
+    b.before = saved;
+  }
+}
