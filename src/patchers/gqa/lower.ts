@@ -22,6 +22,8 @@ export interface LowerOptions {
   maxContext: number;
   /** 'fused': GQA's built-in rotary; 'keep': the source's own rope nodes; 'auto': fused where possible. */
   rotary: RotaryMode;
+  /** Runs after every check passed, before the GQA node is built (e.g. merging KV heads); a string refuses. */
+  prepare?: (block: AttentionBlock) => string | undefined;
 }
 
 /** Per-model state shared by every block: the length inputs and the cos/sin caches. */
@@ -85,6 +87,10 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
 
   const seq = ctx.sequence();
   if (typeof seq === 'string') return { ok: false, reason: seq };
+
+  if (keepRope && options.prepare) return { ok: false, reason: 'merging KV heads needs a rebuilt rope (the source rope is kept here)' };
+  const refused = options.prepare?.(block);
+  if (refused) return { ok: false, reason: refused };
 
   const anchor: Node | undefined = block.o?.node ?? block.output.consumers()[0];
   const saved = b.before;

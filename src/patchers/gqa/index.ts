@@ -1,0 +1,83 @@
+/**
+ * @file The `gqa` patch: lowers every lifted attention block to com.microsoft.GroupQueryAttention, optionally
+ * merging KV heads (`kvHeads`) or limiting attention to a sliding window (`window`). Blocks it cannot lower
+ * stay as they were and are reported with the reason (`strict` turns that into an error).
+ */
+import { AttnpatchError } from '../../errors.js';
+import { attr } from '../../graph/ir/attribute.js';
+import type { Model } from '../../graph/ir/model.js';
+import { GraphBuilder } from '../../graph/build/builder.js';
+import { eliminateDeadCode } from '../../graph/passes/dce.js';
+import { toposort } from '../../graph/passes/toposort.js';
+import { liftAttention } from '../attention/lift.js';
+import { enforceStrict, type PatchReport } from '../patch.js';
+import { lowerToGqa, type LowerContext, type RotaryMode } from './lower.js';
+import { mergeKvHeads } from './merge-kv-heads.js';
+import { buildSequenceInputs, type SequenceInputs } from './seqlens.js';
+
+export interface GqaOptions {
+  /** Merge KV heads down to this many per layer (lossy: mean-pooled K/V projections). */
+  kvHeads?: number;
+  /** Sliding-window attention: each query sees its last `window` keys (lossy past the window). */
+  window?: number;
+  /** Longest context the rebuilt cos/sin caches cover (default 4096). */
+  maxContext?: number;
+  /** Rope placement: GQA's built-in rotary where possible ('auto'), always ('fused'), or the source's ('keep'). */
+  rotary?: RotaryMode;
+  /** Throw instead of leaving blocks unpatched. */
+  strict?: boolean;
+}
+
+function checkOptions(o: GqaOptions): void {
+  const positive = (k: keyof GqaOptions) => {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
+      throw new AttnpatchError('USAGE', `gqa option ${k} must be a positive integer, got ${String(v)}`, { field: `gqa.${k}` });
+    }
+  };
+  positive('kvHeads');
+  positive('window');
+  positive('maxContext');
+  if (o.rotary !== undefined && !['auto', 'fused', 'keep'].includes(o.rotary)) {
+    throw new AttnpatchError('USAGE', `gqa option rotary must be one of auto, fused, keep; got ${String(o.rotary)}`, { field: 'gqa.rotary' });
+  }
+}
+
+/** Applies the gqa patch in place and reports what it did. */
+export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
+  checkOptions(options);
+  const report: PatchReport = { patch: 'gqa', patched: [], left: [], warnings: [], lossy: options.kvHeads !== undefined || options.window !== undefined };
+  const { blocks, unsupported } = liftAttention(model);
+  for (const u of unsupported) report.left.push({ layer: -1, form: 'unfused', reason: `${u.node}: ${u.reason}` });
+  const b = new GraphBuilder(model, model.graph, 'gqa');
+  let seq: SequenceInputs | string | undefined;
+  const ctx: LowerContext = { b, sequence: () => (seq ??= buildSequenceInputs(b)), caches: new Map() };
+  const maxContext = options.maxContext ?? 4096;
+
+  for (const block of blocks) {
+    if (block.form === 'gqa') {
+      // Already GroupQueryAttention: only the options can change it.
+      if (options.kvHeads !== undefined && options.kvHeads !== block.numKvHeads) {
+        report.left.push({ layer: block.layer, form: block.form, reason: 'merging KV heads of an already fused GroupQueryAttention is not supported yet' });
+        continue;
+      }
+      if (options.window !== undefined) block.anchor.setAttr(attr.int('local_window_size', options.window));
+      report.patched.push({ layer: block.layer, from: block.form, to: options.window !== undefined ? `GroupQueryAttention(window=${options.window})` : 'GroupQueryAttention (unchanged)' });
+      continue;
+    }
+    const r = lowerToGqa(block, ctx, {
+      maxContext,
+      rotary: options.rotary ?? 'auto',
+      ...(options.window !== undefined ? { window: options.window } : {}),
+      ...(options.kvHeads !== undefined ? { prepare: (bl) => mergeKvHeads(b, bl, options.kvHeads!) } : {}),
+    });
+    if (r.ok) report.patched.push({ layer: block.layer, from: block.form, to: r.to });
+    else report.left.push({ layer: block.layer, form: block.form, reason: r.reason });
+  }
+  if (options.kvHeads !== undefined) report.warnings.push(`gqa: merging KV heads to ${options.kvHeads} mean-pools K/V projections; quality drops without fine-tuning — measure it (attnpatch eval ppl)`);
+  if (options.window !== undefined) report.warnings.push(`gqa: a ${options.window}-token sliding window drops attention to older tokens`);
+  eliminateDeadCode(model);
+  toposort.run(model);
+  enforceStrict(report, options.strict);
+  return report;
+}
