@@ -34,9 +34,10 @@ export interface Projection {
   node: Node;
   /**
    * The projection's result as attention consumes it, [B, S, out]: after the bias Add when there is one.
-   * For packed QKV this is the packed tensor (all three share it; `columns` picks each part).
+   * For packed QKV this is the packed tensor (all three share it; `columns` picks each part). Null when the
+   * attention op projects internally (com.microsoft Attention): no graph value holds the result.
    */
-  output: Value;
+  output: Value | null;
   /** Weight initializer: [d_model, out] for MatMul, packed [N, blocks, blob] for MatMulNBits. */
   weight: Value | null;
   bias: Value | null;

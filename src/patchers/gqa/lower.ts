@@ -81,9 +81,12 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
     }
     if (!caches && options.rotary === 'fused') return { ok: false, reason: `fused rotary impossible: ${keepReason}` };
   }
-  const keepRope = block.rope !== null && !caches;
+  // q/k norm (Qwen3) sits between the projection and rope: only the source's own rotated heads include it.
+  const qkNorm = block.notes.includes('qk-norm');
+  if (qkNorm && caches) caches = undefined;
+  const keepRope = (block.rope !== null && !caches) || qkNorm;
   if (keepRope && !block.heads) return { ok: false, reason: `cannot rebuild its rope (${keepReason || 'rotary: keep'}) and the lifter gave no rotated heads to reuse` };
-  if (!keepRope && (!block.q || !block.k || !block.v)) return { ok: false, reason: 'its q/k/v projections were not lifted' };
+  if (!keepRope && (!block.q?.output || !block.k?.output || !block.v?.output)) return { ok: false, reason: 'its q/k/v projections were not lifted as graph values' };
 
   const seq = ctx.sequence();
   if (typeof seq === 'string') return { ok: false, reason: seq };
@@ -104,13 +107,13 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
       key = mergeHeads(b, block.heads!.k);
       value = mergeHeads(b, block.heads!.v);
     } else if (packedInOrder(block)) {
-      query = block.q!.output;
+      query = block.q!.output!;
       key = null;
       value = null;
     } else {
-      query = block.q!.output;
-      key = block.k!.output;
-      value = block.v!.output;
+      query = block.q!.output!;
+      key = block.k!.output!;
+      value = block.v!.output!;
     }
     const attributes = [
       attr.int('num_heads', block.numHeads),

@@ -47,7 +47,7 @@ function mergeProjection(b: GraphBuilder, p: Projection, block: AttentionBlock, 
   if (p.bias?.initializer) {
     const bias = toFloat32(p.bias.initializer, p.bias.name);
     const pooled = meanPoolHeads(bias, 1, block.numKvHeads, block.headDim, r);
-    const add = p.output.producer;
+    const add = p.output?.producer;
     if (add) add.replaceInputWith(p.bias, b.floats(`${what}_merged_bias`, [kvHeads * block.headDim], pooled));
   }
 }
