@@ -3,7 +3,7 @@
  * from files that must stay inside the model folder), and save atomically (temp file + rename), never over
  * an input, with optional external data.
  */
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { AttnpatchError, withContext } from '../../errors.js';
 import type { Model } from '../ir/model.js';
@@ -34,7 +34,7 @@ export class FolderSource implements ExternalDataSource {
     const real = realpathSync(p);
     const rel = relative(this.root, real);
     if (rel.startsWith('..') || resolve(this.root, rel) !== real) {
-      throw new AttnpatchError('UNSAFE_PATH', `external data file ${location} resolves outside the model folder (to ${real})`, { file: location });
+      throw new AttnpatchError('UNSAFE_PATH', `external data file ${location} resolves outside the model folder (to ${real})`, { file: p });
     }
     return real;
   }
@@ -149,14 +149,17 @@ export function saveModelFile(model: Model, path: string, options: SaveOptions =
   const plan = planExternal(model, out, options);
   checkNotInput(model, [out, ...(plan ? [join(dirname(out), plan.location)] : [])]);
   const temps: string[] = [];
+  let closeData = () => {};
   try {
     let writer: TensorWriter = options.externalData === false ? (t, name) => inlineTensorProto(t, name) : keepTensorLayout;
     let dataTemp: string | undefined;
     if (plan) {
       dataTemp = tempPath(join(dirname(out), plan.location));
       temps.push(dataTemp);
-      writer = plan.copyFrom ? keepTensorLayout : writeDataFile(dataTemp, plan);
-      if (plan.copyFrom) copyFileSync(plan.copyFrom, dataTemp);
+      // NOTE: a copy-on-write clone where the file system has them (btrfs, xfs, APFS): instant, no extra disk; else a
+      // kernel-side copy. Copying the unchanged data file is most of the cost of saving a large model.
+      if (plan.copyFrom) copyFileSync(plan.copyFrom, dataTemp, constants.COPYFILE_FICLONE);
+      else ({ writer, close: closeData } = writeDataFile(dataTemp, plan));
     }
     const encoded = encodeModel(model, writer);
     const modelTemp = tempPath(out);
@@ -167,9 +170,11 @@ export function saveModelFile(model: Model, path: string, options: SaveOptions =
     } finally {
       closeSync(fd);
     }
+    closeData();
     if (dataTemp) renameSync(dataTemp, join(dirname(out), plan!.location));
     renameSync(modelTemp, out);
   } catch (e) {
+    closeData(); // NOTE: a tensor that fails to read mid-encode leaves the data file open otherwise
     for (const t of temps) rmSync(t, { force: true });
     throw withContext(e, { file: out });
   }
@@ -206,12 +211,16 @@ function planExternal(model: Model, out: string, options: SaveOptions): External
   return { location, names };
 }
 
-/** Writes the planned tensors into a fresh data file and returns the writer that references them. */
-function writeDataFile(path: string, plan: ExternalPlan): TensorWriter {
+/** Writes the planned tensors into a fresh data file; returns the writer that references them and a `close`. */
+function writeDataFile(path: string, plan: ExternalPlan): { writer: TensorWriter; close: () => void } {
   const fd = openSync(path, 'w');
+  let open = true;
+  const close = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
   let offset = 0;
   const written = new Map<string, TensorProto>();
-  const closeLater = { fd };
   const writer: TensorWriter = (tensor, name) => {
     if (!plan.names.has(name)) {
       return tensor instanceof InlineTensor ? keepTensorLayout(tensor, name) : inlineTensorProto(tensor, name);
@@ -220,10 +229,10 @@ function writeDataFile(path: string, plan: ExternalPlan): TensorWriter {
     if (known) return known;
     const bytes = tensor.bytes();
     const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
-    if (pad) writeSync(closeLater.fd, new Uint8Array(pad));
+    if (pad) writeSync(fd, new Uint8Array(pad));
     offset += pad;
     let done = 0;
-    while (done < bytes.length) done += writeSync(closeLater.fd, bytes, done, bytes.length - done);
+    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
     const base = tensor instanceof InlineTensor || tensor instanceof ExternalTensor ? tensor.proto : {};
     const proto: TensorProto = { ...base, name, dims: [...tensor.dims], data_type: tensor.dtype, data_location: 1, external_data: [
       { key: 'location', value: plan.location },
@@ -238,9 +247,9 @@ function writeDataFile(path: string, plan: ExternalPlan): TensorWriter {
     delete proto.uint64_data;
     offset += bytes.length;
     written.set(name, proto);
-    if (written.size === plan.names.size) closeSync(closeLater.fd);
+    if (written.size === plan.names.size) close();
     return proto;
   };
-  if (plan.names.size === 0) closeSync(fd);
-  return writer;
+  if (plan.names.size === 0) close();
+  return { writer, close };
 }

@@ -2,7 +2,7 @@
  * @file Decoded protobuf messages → IR. Each IR entity remembers the message it came from (`source`) so the
  * reverse direction can reproduce every field the IR does not model.
  */
-import { AttnpatchError } from '../../errors.js';
+import { AttnpatchError, withContext } from '../../errors.js';
 import type { Attribute } from '../ir/attribute.js';
 import { Graph } from '../ir/graph.js';
 import { Model, OnnxFunction } from '../ir/model.js';
@@ -50,16 +50,17 @@ export function typeFromProto(t: TypeProto | undefined): ValueType | undefined {
 /** TensorProto → Tensor (inline view, or external data checked now and read later). */
 export function tensorFromProto(p: TensorProto, ctx: ReadContext, name = p.name ?? ''): Tensor {
   const where = ctx.file === undefined ? { tensor: name } : { file: ctx.file, tensor: name };
-  if (isExternalProto(p)) {
-    if (!ctx.external) {
-      throw new AttnpatchError('EXTERNAL_DATA', 'tensor data is external but no external data was supplied', where);
-    }
-    return new ExternalTensor(p, ctx.external, where, ctx.allowMissingExternalData === true);
-  }
   try {
+    if (isExternalProto(p)) {
+      if (!ctx.external) {
+        throw new AttnpatchError('EXTERNAL_DATA', 'tensor data is external but no external data was supplied', where);
+      }
+      return new ExternalTensor(p, ctx.external, where, ctx.allowMissingExternalData === true);
+    }
     return new InlineTensor(p, name);
   } catch (e) {
-    throw e instanceof AttnpatchError && ctx.file !== undefined ? new AttnpatchError(e.code, e.rawMessage, { file: ctx.file, ...e.where }) : e;
+    // NOTE: errors from the data source (unsafe link, unreadable file) and size checks name the tensor too.
+    throw withContext(e, where);
   }
 }
 
@@ -128,7 +129,7 @@ export function graphFromProto(p: GraphProto, outer: Scope | undefined, ctx: Rea
   const g = into ?? new Graph(p.name ?? '');
   g.source = p;
   // name → definitions in order. Some real exports define a name twice (two Constants with one output
-  // name); ORT accepts them, so we do too: a use binds to the latest definition before it.
+  // name); ONNX Runtime accepts them and uses the last definition for every use, so we do too.
   const scope = new Map<string, Value[]>();
   const define = (v: Value) => {
     const defs = scope.get(v.name);
@@ -154,18 +155,11 @@ export function graphFromProto(p: GraphProto, outer: Scope | undefined, ctx: Rea
   // Pass 1: nodes and their outputs (so a node may name a value defined later; validation reports order).
   const protos = p.node ?? [];
   const nodes = protos.map((np) => nodeFromProto(np, define));
-  const position = new Map(nodes.map((n, i) => [n, i]));
-  const latest = (name: string, before = Infinity): Value | undefined => {
-    const defs = scope.get(name);
-    if (!defs) return undefined;
-    let pick = defs[0];
-    for (const d of defs) if (!d.producer || (position.get(d.producer) ?? -1) < before) pick = d;
-    return pick;
-  };
+  const latest = (name: string): Value | undefined => scope.get(name)?.at(-1);
   const lookup: Scope = (name) => latest(name) ?? outer?.(name);
   const dangling = new Map<string, Value>();
-  const resolve = (name: string, before = Infinity): Value => {
-    const v = latest(name, before) ?? outer?.(name) ?? dangling.get(name);
+  const resolve = (name: string): Value => {
+    const v = latest(name) ?? outer?.(name) ?? dangling.get(name);
     if (v) return v;
     const d = new Value(name); // undefined name: kept so validation can name it
     dangling.set(name, d);
@@ -174,7 +168,7 @@ export function graphFromProto(p: GraphProto, outer: Scope | undefined, ctx: Rea
   // Pass 2: wire inputs and attributes (subgraphs see this graph's scope).
   nodes.forEach((node, i) => {
     const np = protos[i]!;
-    for (const name of np.input ?? []) node.appendInput(name === '' ? null : resolve(name, i));
+    for (const name of np.input ?? []) node.appendInput(name === '' ? null : resolve(name));
     for (const a of np.attribute ?? []) node.attributes.push(attributeFromProto(a, lookup, ctx));
     for (const a of node.attributes) {
       if (a.type === 'graph') a.value.owner = node;
