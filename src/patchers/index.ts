@@ -4,3 +4,6 @@
 export { liftAttention, type LiftReport } from './attention/lift.js';
 export type { AttentionBlock, AttentionForm, Projection, RopeInfo, RopeSource, KvLayout, LiftFailure, LiftRule } from './attention/block.js';
 export { inspectModel, type InspectReport, type BlockReport } from './inspect.js';
+export { applyPatches, parsePatchSpec, PATCHES, type PatchSpec, type PatchStep } from './spec.js';
+export type { PatchReport, PatchedBlock, LeftBlock } from './patch.js';
+export { applyGqa, type GqaOptions } from './gqa/index.js';

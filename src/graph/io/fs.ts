@@ -111,9 +111,11 @@ export interface SaveOptions {
   /**
    * External data for the output. `false` puts every tensor in the .onnx file; an object moves tensors of at
    * least `threshold` bytes (default 1024) into `location` (default `<file>_data`) beside the model. Without
-   * this option, tensors stay where they were read from (inline or external).
+   * this option, tensors stay where they were read from (inline or external). `'reference'` keeps external tensors
+   * pointing at their data files without writing them: the caller makes those files reachable beside the output
+   * (e.g. links to the originals in a cache folder).
    */
-  externalData?: false | { location?: string; threshold?: number };
+  externalData?: false | 'reference' | { location?: string; threshold?: number };
 }
 
 const ALIGN = 64;
@@ -190,7 +192,7 @@ interface ExternalPlan {
 
 /** Decides which tensors go external and whether the input data file can be reused unchanged. */
 function planExternal(model: Model, out: string, options: SaveOptions): ExternalPlan | undefined {
-  if (options.externalData === false) return undefined;
+  if (options.externalData === false || options.externalData === 'reference') return undefined;
   const inits = [...model.graph.initializers.values()];
   const external = inits.filter((v) => v.initializer instanceof ExternalTensor);
   if (options.externalData === undefined) {

@@ -12,12 +12,23 @@ import { toposort } from '../../graph/passes/toposort.js';
 import { liftAttention } from '../attention/lift.js';
 import { enforceStrict, type PatchReport } from '../patch.js';
 import { lowerToGqa, type LowerContext, type RotaryMode } from './lower.js';
-import { mergeKvHeads } from './merge-kv-heads.js';
+import { isKvCalibration, type KvCalibration } from './align.js';
+import { mergeKvHeads, type MergeMode } from './merge-kv-heads.js';
 import { buildSequenceInputs, type SequenceInputs } from './seqlens.js';
 
 export interface GqaOptions {
   /** Merge KV heads down to this many per layer (lossy: mean-pooled K/V projections). */
   kvHeads?: number;
+  /**
+   * How merged KV heads are formed: 'mean' (default) mean-pools K/V; 'aligned' first rotates the heads of each
+   * group into a common basis (Jin et al. 2024; function-preserving on its own), then mean-pools.
+   */
+  merge?: MergeMode;
+  /**
+   * Activation statistics of the original model for `merge: 'aligned'` (collect them with
+   * `collectKvCalibration` from the runtime). Without them the weights alone are aligned.
+   */
+  calibration?: KvCalibration;
   /** Sliding-window attention: each query sees its last `window` keys (lossy past the window). */
   window?: number;
   /** Longest context the rebuilt cos/sin caches cover (default 4096). */
@@ -41,6 +52,14 @@ function checkOptions(o: GqaOptions): void {
   if (o.rotary !== undefined && !['auto', 'fused', 'keep'].includes(o.rotary)) {
     throw new AttnpatchError('USAGE', `gqa option rotary must be one of auto, fused, keep; got ${String(o.rotary)}`, { field: 'gqa.rotary' });
   }
+  if (o.merge !== undefined && o.merge !== 'mean' && o.merge !== 'aligned') {
+    throw new AttnpatchError('USAGE', `gqa option merge must be one of mean, aligned; got ${String(o.merge)}`, { field: 'gqa.merge' });
+  }
+  if (o.calibration !== undefined && !isKvCalibration(o.calibration)) {
+    // NOTE: a text or file name arrives here from a string spec; turning it into statistics needs the tokenizer and
+    // ONNX Runtime, which live in the runtime layer (collectKvCalibration / resolveCalibration), not in a patch.
+    throw new AttnpatchError('USAGE', 'gqa option calibration must be KV statistics from collectKvCalibration(); calibration text is read by the runtime and the CLI', { field: 'gqa.calibration' });
+  }
 }
 
 /** Applies the gqa patch in place and reports what it did. */
@@ -53,6 +72,7 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
   let seq: SequenceInputs | string | undefined;
   const ctx: LowerContext = { b, sequence: () => (seq ??= buildSequenceInputs(b)), caches: new Map() };
   const maxContext = options.maxContext ?? 4096;
+  const merge = { merge: options.merge ?? 'mean', ...(options.calibration ? { calibration: options.calibration } : {}) } as const;
 
   for (const block of blocks) {
     if (block.form === 'gqa') {
@@ -69,12 +89,15 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
       maxContext,
       rotary: options.rotary ?? 'auto',
       ...(options.window !== undefined ? { window: options.window } : {}),
-      ...(options.kvHeads !== undefined ? { prepare: (bl) => mergeKvHeads(b, bl, options.kvHeads!) } : {}),
+      ...(options.kvHeads !== undefined ? { prepare: (bl) => mergeKvHeads(b, bl, options.kvHeads!, merge) } : {}),
     });
     if (r.ok) report.patched.push({ layer: block.layer, from: block.form, to: r.to });
     else report.left.push({ layer: block.layer, form: block.form, reason: r.reason });
   }
-  if (options.kvHeads !== undefined) report.warnings.push(`gqa: merging KV heads to ${options.kvHeads} mean-pools K/V projections; quality drops without fine-tuning — measure it (attnpatch eval ppl)`);
+  if (options.kvHeads !== undefined) {
+    const how = options.merge === 'aligned' ? `aligns (${options.calibration ? `calibrated on ${options.calibration.tokens} tokens` : 'weights only, no calibration'}) then mean-pools` : 'mean-pools';
+    report.warnings.push(`gqa: merging KV heads to ${options.kvHeads} ${how} K/V projections; quality drops without fine-tuning — measure it (attnpatch eval ppl)`);
+  }
   if (options.window !== undefined) report.warnings.push(`gqa: a ${options.window}-token sliding window drops attention to older tokens`);
   eliminateDeadCode(model);
   toposort.run(model);

@@ -2,7 +2,8 @@
  * @file MHA→GQA / GQA→fewer groups: mean-pools the K and V projection columns (and biases) of each group of
  * adjacent KV heads (Ainslie et al. 2023), and narrows the cache inputs/outputs to the new head count.
  * Query head h keeps reading KV head ⌊h / (H / Hkv')⌋, which is the merged group it belonged to, so no
- * query weights move. Lossy: the caller warns.
+ * query weights move. Lossy: the caller warns. With `merge: 'aligned'` the heads of each group are first
+ * rotated into a common basis (align.ts), which moves q/o weights too but leaves the function unchanged.
  */
 import { DataType } from '../../graph/ir/dtype.js';
 import { tensorType } from '../../graph/ir/types.js';
@@ -10,6 +11,17 @@ import type { Value } from '../../graph/ir/value.js';
 import type { GraphBuilder } from '../../graph/build/builder.js';
 import { toFloat32 } from '../../graph/tensor/decode.js';
 import type { AttentionBlock, Projection } from '../attention/block.js';
+import { alignKvHeads, unalignable, type KvCalibration } from './align.js';
+
+/** How the heads of a group become one. */
+export type MergeMode = 'mean' | 'aligned';
+
+export interface MergeOptions {
+  /** 'mean' (default): plain mean of the K/V columns; 'aligned': align-then-merge (Jin et al. 2024). */
+  merge?: MergeMode;
+  /** Activation statistics for 'aligned'; without them the weights alone are aligned. */
+  calibration?: KvCalibration;
+}
 
 /** Column blocks of `w` ([rows, heads·Dh], row-major) averaged in groups of `r` heads. */
 export function meanPoolHeads(w: Float32Array, rows: number, heads: number, headDim: number, r: number): Float32Array {
@@ -60,15 +72,17 @@ function narrow(v: Value, kvHeads: number): void {
 }
 
 /** Merges the block's KV heads down to `kvHeads`; returns a reason when it cannot. Updates the block. */
-export function mergeKvHeads(b: GraphBuilder, block: AttentionBlock, kvHeads: number): string | undefined {
+export function mergeKvHeads(b: GraphBuilder, block: AttentionBlock, kvHeads: number, options: MergeOptions = {}): string | undefined {
   if (kvHeads === block.numKvHeads) return undefined;
   if (kvHeads > block.numKvHeads || block.numKvHeads % kvHeads !== 0) {
     return `${block.numKvHeads} KV heads cannot be merged into ${kvHeads} (it must divide them)`;
   }
   if (!block.k || !block.v) return 'its K/V projections were not lifted';
   // Check both before changing either, so a refusal leaves the graph untouched.
-  const why = unmergeable(block.k, block, 'k') ?? unmergeable(block.v, block, 'v');
+  const aligned = options.merge === 'aligned';
+  const why = unmergeable(block.k, block, 'k') ?? unmergeable(block.v, block, 'v') ?? (aligned ? unalignable(block, options.calibration) : undefined);
   if (why) return why;
+  if (aligned) alignKvHeads(b, block, block.numKvHeads / kvHeads, options.calibration);
   mergeProjection(b, block.k, block, kvHeads, 'k');
   mergeProjection(b, block.v, block, kvHeads, 'v');
   for (const v of [block.past?.key, block.past?.value, block.present?.key, block.present?.value]) if (v) narrow(v, kvHeads);

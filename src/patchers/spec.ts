@@ -1,0 +1,63 @@
+/**
+ * @file Patch specs: how users name patches (`'gqa'`, `'gqa:kvHeads=2,window=256'`, `{ gqa: { kvHeads: 2 } }`),
+ * the registry of patches, and applying a list of them in order.
+ */
+import { AttnpatchError } from '../errors.js';
+import type { Model } from '../graph/ir/model.js';
+import { applyGqa, type GqaOptions } from './gqa/index.js';
+import type { PatchReport } from './patch.js';
+
+/** A patch by name, with options. */
+export type PatchSpec = string | { readonly [name: string]: Readonly<Record<string, unknown>> };
+
+export interface PatchStep {
+  name: string;
+  options: Record<string, unknown>;
+}
+
+type PatchFn = (model: Model, options: Record<string, unknown>) => PatchReport;
+
+/** Every patch attnpatch knows, by name. */
+export const PATCHES: Readonly<Record<string, PatchFn>> = Object.freeze({
+  gqa: (model, options) => applyGqa(model, options as GqaOptions),
+});
+
+function scalar(s: string): unknown {
+  if (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(s)) return Number(s);
+  if (s === 'true' || s === 'false') return s === 'true';
+  return s;
+}
+
+/** Parses one spec into a name and options, checking the name. */
+export function parsePatchSpec(spec: PatchSpec): PatchStep {
+  let step: PatchStep;
+  if (typeof spec === 'string') {
+    const [name = '', rest] = spec.split(/:(.*)/s, 2);
+    const options: Record<string, unknown> = {};
+    for (const pair of rest ? rest.split(',') : []) {
+      const m = /^\s*([A-Za-z_][\w]*)\s*=\s*(.*?)\s*$/.exec(pair);
+      if (!m) throw new AttnpatchError('USAGE', `cannot read option ${JSON.stringify(pair)} in patch spec ${JSON.stringify(spec)}; write name=value`, { field: 'patch' });
+      options[m[1]!] = scalar(m[2]!);
+    }
+    step = { name: name.trim(), options };
+  } else {
+    const entries = Object.entries(spec);
+    if (entries.length !== 1) throw new AttnpatchError('USAGE', `a patch object names exactly one patch, got ${entries.length}`, { field: 'patch' });
+    step = { name: entries[0]![0], options: { ...entries[0]![1] } };
+  }
+  if (!PATCHES[step.name]) {
+    throw new AttnpatchError('USAGE', `unknown patch ${JSON.stringify(step.name)}; should be one of: ${Object.keys(PATCHES).join(', ')}`, { field: 'patch' });
+  }
+  return step;
+}
+
+/** Applies patches in the order given; returns one report per patch. */
+export function applyPatches(model: Model, specs: readonly PatchSpec[]): PatchReport[] {
+  const steps = specs.map(parsePatchSpec);
+  return steps.map((s) => PATCHES[s.name]!(model, s.options));
+}
+
+/** A stable text form of specs (for cache keys and reports). */
+export function specKey(specs: readonly PatchSpec[]): string {
+  return JSON.stringify(specs.map(parsePatchSpec).map((s) => [s.name, Object.fromEntries(Object.entries(s.options).sort(([a], [b]) => a.localeCompare(b)))]));
+}

@@ -1,0 +1,87 @@
+/**
+ * @file `pipeline(task, model, { patch })`: transformers.js's `pipeline` with one more option. While a patched
+ * pipeline loads, attnpatch's cache is installed as `env.customCache` (the previous custom cache, if any,
+ * becomes its base) and restored afterwards; the same code runs in Node and in the browser.
+ */
+import { env, pipeline as transformersPipeline } from '@huggingface/transformers';
+import { parsePatchSpec, type PatchSpec } from '../../patchers/spec.js';
+import type { PatchReport } from '../../patchers/patch.js';
+import { IS_NODE } from '../hash.js';
+import { PatchingCache, type CacheLike } from './custom-cache.js';
+
+type TransformersPipeline = typeof transformersPipeline;
+type Task = Parameters<TransformersPipeline>[0];
+type TransformersOptions = NonNullable<Parameters<TransformersPipeline>[2]>;
+
+/** What attnpatch adds to transformers.js's pipeline options. */
+export interface PatchOptions {
+  /** Patches to apply as the model loads, in order: `'gqa'`, `'gqa:kvHeads=2'`, `{ gqa: { window: 256 } }`, or a list. */
+  patch?: PatchSpec | readonly PatchSpec[];
+  /** Node: folder for patched models (default ~/.cache/attnpatch); false keeps them in memory. */
+  cacheDir?: string | false;
+  /** Called with each patched file's reports (blocks patched, left and why, warnings). */
+  onReport?: (file: string, reports: PatchReport[]) => void;
+}
+
+let cache: PatchingCache | undefined;
+let installed = 0;
+let saved: { useCustomCache: boolean; customCache: unknown } | undefined;
+
+async function sharedCache(): Promise<PatchingCache> {
+  if (cache) return cache;
+  // NOTE: dynamic imports keep node:fs out of browser bundles.
+  if (IS_NODE) {
+    const { nodeOriginals, nodeStore } = await import('./node-store.js');
+    cache = new PatchingCache(nodeOriginals, nodeStore());
+  } else {
+    const { webOriginals, webStore } = await import('./web-store.js');
+    cache = new PatchingCache(webOriginals(() => cache?.base), webStore());
+  }
+  return cache;
+}
+
+async function install(c: PatchingCache): Promise<void> {
+  if (installed++ > 0) return;
+  saved = { useCustomCache: env.useCustomCache, customCache: env.customCache };
+  let base: CacheLike | undefined = saved.useCustomCache ? (saved.customCache as CacheLike) : undefined;
+  if (!base && !IS_NODE && env.useBrowserCache && typeof caches !== 'undefined') base = await caches.open(env.cacheKey).catch(() => undefined);
+  c.base = base;
+  env.useCustomCache = true;
+  env.customCache = c as unknown as typeof env.customCache;
+}
+
+function uninstall(): void {
+  if (--installed > 0 || !saved) return;
+  env.useCustomCache = saved.useCustomCache;
+  env.customCache = saved.customCache as typeof env.customCache;
+  saved = undefined;
+}
+
+/** A model folder given as a relative path in Node becomes absolute, so transformers.js reads it from disk. */
+async function resolveModelId(model: string): Promise<string> {
+  if (!IS_NODE) return model;
+  const { existsSync, statSync } = await import('node:fs');
+  const { resolve } = await import('node:path');
+  return existsSync(model) && statSync(model).isDirectory() ? resolve(model) : model;
+}
+
+/**
+ * transformers.js's `pipeline`, plus `patch`: the model's ONNX graph is rewritten as it loads (cached by content
+ * hash, patch spec and attnpatch version). Without `patch` it is exactly transformers.js's pipeline.
+ */
+export async function pipeline<T extends Task>(task: T, model: string, options: TransformersOptions & PatchOptions = {}): ReturnType<typeof transformersPipeline<T>> {
+  const { patch, cacheDir, onReport, ...rest } = options;
+  const patches: PatchSpec[] = patch === undefined ? [] : Array.isArray(patch) ? [...(patch as PatchSpec[])] : [patch as PatchSpec];
+  if (patches.length === 0) return transformersPipeline(task, model, rest);
+  patches.forEach(parsePatchSpec); // bad specs fail before anything loads
+  const id = await resolveModelId(model);
+  const c = await sharedCache();
+  await install(c);
+  c.register({ id, patches, ...(cacheDir !== undefined ? { cacheDir } : {}), ...(onReport ? { onReport } : {}) });
+  try {
+    return await transformersPipeline(task, id, rest);
+  } finally {
+    c.unregister(id);
+    uninstall();
+  }
+}

@@ -1,0 +1,62 @@
+/** The attnpatch pipeline: a drop-in for transformers.js that patches the model as it loads (Node, CPU). */
+import { env } from '@huggingface/transformers';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pipeline } from '../../src/runtime/transformers/pipeline.js';
+import type { PatchReport } from '../../src/patchers/patch.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const MODEL = join(REPO_ROOT, 'models', 'tinystories-656k');
+const PROMPT = 'Once upon a time, there was a little dog named';
+const GREEDY = { max_new_tokens: 64, min_new_tokens: 64, do_sample: false } as const;
+const cacheDir = mkdtempSync(join(tmpdir(), 'attnpatch-pipe-'));
+
+beforeAll(() => {
+  env.allowRemoteModels = false;
+});
+afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+type Generator = (text: string, options: typeof GREEDY) => Promise<unknown>;
+async function generate(options: Record<string, unknown>): Promise<string> {
+  const p = (await pipeline('text-generation', MODEL, { device: 'cpu', dtype: 'fp32', ...options })) as unknown as Generator & { dispose(): Promise<void> };
+  const out = (await p(PROMPT, GREEDY)) as { generated_text: string }[];
+  await p.dispose();
+  return out[0]!.generated_text;
+}
+
+describe('pipeline({ patch })', () => {
+  let plain = '';
+  it('without patch is transformers.js itself', async () => {
+    plain = await generate({});
+    expect(plain.length).toBeGreaterThan(PROMPT.length + 100);
+  });
+
+  it("patch: ['gqa'] generates the same 64 greedy tokens, from a cached patched graph", async () => {
+    const reports: PatchReport[][] = [];
+    const text = await generate({ patch: ['gqa'], cacheDir, onReport: (_f: string, r: PatchReport[]) => reports.push(r) });
+    expect(text).toBe(plain);
+    expect(reports[0]?.[0]).toMatchObject({ patch: 'gqa', left: [] });
+    expect(reports[0]?.[0]?.patched).toHaveLength(2);
+    const dirs = readdirSync(cacheDir);
+    expect(dirs).toHaveLength(1);
+    const file = join(cacheDir, dirs[0]!, 'model.onnx');
+    const mtime = statSync(file).mtimeMs;
+    // Second load: same content hash and spec → served from the cache, not patched again.
+    expect(await generate({ patch: 'gqa', cacheDir })).toBe(plain);
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    expect(env.useCustomCache).toBe(false); // restored after loading
+  });
+
+  it('the patch really reaches ONNX Runtime: a 2-token window changes the text', async () => {
+    const text = await generate({ patch: { gqa: { window: 2 } }, cacheDir: false });
+    expect(text).not.toBe(plain);
+    expect(existsSync(cacheDir)).toBe(true);
+  });
+
+  it('a bad spec fails before anything loads', async () => {
+    await expect(pipeline('text-generation', MODEL, { patch: 'gqaa' })).rejects.toThrow(/unknown patch "gqaa"; should be one of: gqa/);
+    await expect(pipeline('text-generation', MODEL, { patch: 'gqa:window' })).rejects.toThrow(/write name=value/);
+  });
+});
