@@ -25,6 +25,26 @@ export interface VerifyReport {
   firstMismatch: number;
   /** The original model's greedy tokens. */
   generated: number[];
+  /** Largest |logit| of the original model (scales the fp16 tolerance). */
+  maxAbsLogit: number;
+  /** Element type of the logits: 'float32' or 'float16'. */
+  logitsType: string;
+}
+
+/**
+ * The logit difference a lossless patch may cause: 1e-4 for float32 logits; for float16, four units in the last
+ * place at the largest logit (a fused kernel rounds intermediates differently), and never below 1e-4.
+ */
+export function losslessTolerance(report: Pick<VerifyReport, 'maxAbsLogit' | 'logitsType'>): number {
+  if (report.logitsType !== 'float16') return 1e-4;
+  const ulp = 2 ** (Math.floor(Math.log2(Math.max(report.maxAbsLogit, 2 ** -14))) - 10);
+  return Math.max(1e-4, 4 * ulp);
+}
+
+function maxAbsOf(a: Float32Array): number {
+  let m = 0;
+  for (const x of a) m = Math.max(m, Math.abs(x));
+  return m;
 }
 
 /** Largest |a − b| over two equal-length arrays (NaN counts as infinite). */
@@ -54,6 +74,7 @@ export async function verifyModels(original: string, patched: string, options: V
     }
     let [ra, rb] = await Promise.all([a.step(prompt), b.step(prompt)]);
     let worst = maxAbs(ra.logits, rb.logits);
+    let maxAbsLogit = maxAbsOf(ra.logits);
     let row = prompt.length - 1;
     const generated: number[] = [];
     let firstMismatch = -1;
@@ -64,10 +85,11 @@ export async function verifyModels(original: string, patched: string, options: V
       // Both models continue from the original's token so later steps compare the same context.
       [ra, rb] = await Promise.all([a.step([next]), b.step([next])]);
       worst = Math.max(worst, maxAbs(ra.logits, rb.logits));
+      maxAbsLogit = Math.max(maxAbsLogit, maxAbsOf(ra.logits));
       row = 0;
       options.onProgress?.(i + 1, steps);
     }
-    return { maxAbsDiff: worst, greedyMatch: firstMismatch < 0, tokens: steps, firstMismatch, generated };
+    return { maxAbsDiff: worst, greedyMatch: firstMismatch < 0, tokens: steps, firstMismatch, generated, maxAbsLogit, logitsType: a.logitsType };
   } finally {
     await Promise.all([a.release(), b.release()]);
   }

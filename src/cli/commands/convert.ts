@@ -1,26 +1,54 @@
-/** @file `attnpatch convert <in> -o <out>`: load a model (file or transformers.js folder), patch it, write it. */
+/** @file `attnpatch convert <in> -o <out> [--patch SPEC]...`: load a model (file or folder), patch it, write it. */
 import type { Command } from 'commander';
 import { inspectModel } from '../../patchers/inspect.js';
+import type { PatchReport } from '../../patchers/patch.js';
+import { applyPatches, parsePatchSpec, specKey } from '../../patchers/spec.js';
 import { loadLocated, writeModelLike } from '../../runtime/model-folder.js';
+import { bytes } from '../format.js';
 import { runCommand } from '../run.js';
 
-export type ConvertOptions = { readonly output: string; readonly json?: boolean };
+export type ConvertOptions = { readonly output: string; readonly patch?: string[]; readonly json?: boolean };
+
+/** Metadata keys stamped on patched models (read back by `verify`). */
+export const META_PATCHES = 'ai.attnpatch.patches';
+export const META_LOSSY = 'ai.attnpatch.lossy';
 
 export async function convert(input: string, options: ConvertOptions): Promise<void> {
+  const specs = options.patch ?? [];
+  specs.forEach(parsePatchSpec);
   const { model, location } = loadLocated(input);
   const before = inspectModel(model);
-  // No patches yet: a load → save round trip, byte-identical to the input.
+  const reports: PatchReport[] = applyPatches(model, specs);
+  if (specs.length) {
+    model.metadata.set(META_PATCHES, specKey(specs));
+    model.metadata.set(META_LOSSY, String(reports.some((r) => r.lossy)));
+  }
+  const after = specs.length ? inspectModel(model) : before;
   const target = writeModelLike(model, location, options.output);
   const report = {
     input: location.file,
     output: target.file,
     blocks: before.attention.length,
-    patched: [] as string[],
-    left: before.unsupported,
-    kvCacheBytesPerToken: { before: before.kvCacheBytesPerToken, after: before.kvCacheBytesPerToken },
+    patches: reports.map((r) => ({ patch: r.patch, patched: r.patched, left: r.left, warnings: r.warnings, lossy: r.lossy })),
+    notLifted: before.unsupported,
+    kvCacheBytesPerToken: { before: before.kvCacheBytesPerToken, after: after.kvCacheBytesPerToken },
   };
-  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `wrote ${target.file} (${report.blocks} attention blocks, none patched)\n`);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const lines = [`wrote ${target.file}`];
+  for (const r of reports) {
+    lines.push(`  ${r.patch}: ${r.patched.length} of ${before.attention.length} blocks patched${r.lossy ? ' (lossy)' : ''}`);
+    for (const l of r.left) lines.push(`    left layer ${l.layer} (${l.form}): ${l.reason}`);
+    for (const w of r.warnings) lines.push(`    warning: ${w}`);
+  }
+  if (!specs.length) lines.push(`  no patches: ${before.attention.length} attention blocks copied unchanged`);
+  lines.push(`  KV cache: ${bytes(report.kvCacheBytesPerToken.before)} → ${bytes(report.kvCacheBytesPerToken.after)} per token`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function register(program: Command): void {
   program
@@ -28,6 +56,7 @@ export function register(program: Command): void {
     .description('patch a model and write the patched copy (a folder gives a complete folder)')
     .argument('<in>', 'a .onnx file or a transformers.js model folder')
     .requiredOption('-o, --output <out>', 'where to write the patched model')
+    .option('-p, --patch <spec>', 'a patch to apply, e.g. gqa or gqa:kvHeads=2,window=256 (repeatable; applied in order)', collect)
     .option('--json', 'print a JSON report instead of text')
     .action(runCommand((input: string, options: ConvertOptions) => convert(input, options)));
 }

@@ -29,6 +29,8 @@ export interface StepResult {
   vocab: number;
   /** Milliseconds spent in session.run. */
   ms: number;
+  /** Every output of the run, by name (e.g. extra outputs a caller exposed for calibration). */
+  outputs: Readonly<Record<string, Tensor>>;
 }
 
 export class OrtDecoder {
@@ -48,6 +50,12 @@ export class OrtDecoder {
   static async create(ort: OrtModule, model: string | Uint8Array, options: OrtNs.InferenceSession.SessionOptions = {}): Promise<OrtDecoder> {
     const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
     return new OrtDecoder(ort, session);
+  }
+
+  /** Element type of the `logits` output ('float32', 'float16', …). */
+  get logitsType(): string {
+    const meta = (this.session as unknown as { outputMetadata?: Metadata[] }).outputMetadata;
+    return meta?.find((m) => m.name === 'logits')?.type ?? meta?.[0]?.type ?? 'float32';
   }
 
   /** Number of tokens in the cache. */
@@ -100,7 +108,7 @@ export class OrtDecoder {
     const logits = out.logits ?? Object.values(out)[0]!;
     const vocab = logits.dims.at(-1)!;
     const all = toFloat32(logits);
-    return { logits: all.subarray(all.length - s * vocab), vocab, ms };
+    return { logits: all.subarray(all.length - s * vocab), vocab, ms, outputs: out };
   }
 
   async release(): Promise<void> {
