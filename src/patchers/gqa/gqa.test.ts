@@ -65,11 +65,24 @@ describe('gqa: lossless lowering', () => {
     expect((await verifyModels(file, out, { tokens: 8 })).maxAbsDiff).toBe(0);
   });
 
-  it('a stacked GPT-2 cache is reported, not lowered, and the model still runs unchanged', async () => {
+  for (const folder of ['tiny-random-gpt2-fp32-ortfused', 'tiny-random-gpt2-fp16-ortfused']) {
+    it(`${folder}: com.microsoft Attention with a stacked past lowers (q|k|v MatMul rebuilt, cache split and restacked)`, async () => {
+      const file = shared(folder, 'past.onnx');
+      const { model, out, report } = patch(file);
+      expect(report.left).toEqual([]);
+      expect(report.patched).toHaveLength(5);
+      expect(ops(model)).not.toContain('Attention');
+      const v = await verifyModels(file, out, { tokens: 24 });
+      expect(v.maxAbsDiff).toBeLessThanOrEqual(folder.includes('fp16') ? 2e-3 : 1e-4);
+      expect(v.greedyMatch).toBe(true);
+    });
+  }
+
+  it('a block GroupQueryAttention cannot take is reported, not lowered; strict makes it an error', () => {
     const file = shared('ort-testdata-gpt2-unfused', 'gpt2_megatron.onnx');
     const { report } = patch(file);
     expect(report.patched).toEqual([]);
-    expect(report.left[0]?.reason).toMatch(/stacked KV cache layout/);
+    expect(report.left[0]?.reason).toMatch(/head size 4 is not a multiple of 8/);
     expect(() => applyGqa(loadModelFile(file), { strict: true })).toThrow(/gqa could not lower 1 block/);
   });
 });

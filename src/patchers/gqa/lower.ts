@@ -45,10 +45,11 @@ function mergeHeads(b: GraphBuilder, heads: Value): Value {
   return b.op('Reshape', [t, b.ints('shape_bs_flat', [0, 0, -1])]);
 }
 
-/** True when one packed projection holds q | k | v in that order, contiguous. */
-function packedInOrder(block: AttentionBlock): boolean {
+/** True when one packed projection holds q | k | v in that order, contiguous (inside the op when `internal`). */
+function packedInOrder(block: AttentionBlock, internal = false): boolean {
   const { q, k, v } = block;
   if (!q?.columns || !k?.columns || !v?.columns || q.output !== k.output || k.output !== v.output) return false;
+  if (internal ? q.node !== k.node || k.node !== v.node : q.output === null) return false;
   return q.columns.start === 0 && q.columns.end === k.columns.start && k.columns.end === v.columns.start;
 }
 
@@ -59,10 +60,24 @@ function ropeKey(block: AttentionBlock, maxContext: number, dtype: number): stri
   return `${s.kind}:${id}:${r.rotaryDim}:${maxContext}:${dtype}`;
 }
 
+/** GQA's past_key / past_value: the cache inputs, or the two halves of a stacked [2, B, H, P, Dh] cache. */
+function pastInputs(b: GraphBuilder, block: AttentionBlock): [Value, Value] {
+  const past = block.past!;
+  if (block.kvLayout !== 'stacked') return [past.key, past.value];
+  // NOTE: Split + Squeeze, not Gather: ORT's CPU GroupQueryAttention may reuse a past buffer in place for its
+  // present output, and a fresh Gather output of a different length then fails ("Shape mismatch attempting to
+  // re-use buffer"); a Squeeze output aliases the Split buffer and is never reused.
+  const [k, v] = b.op('Split', [past.key], { outputs: 2, attributes: { axis: 0 } }) as [Value, Value];
+  const squeeze = (x: Value) => ((b.model.opset('') ?? 13) >= 13 ? b.op('Squeeze', [x, b.ints('axis0', [0])]) : b.op('Squeeze', [x], { attributes: { axes: [0] } }));
+  return [squeeze(k), squeeze(v)];
+}
+
 /** Lowers `block`, or says why it stays as it was. */
 export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: LowerOptions): Lowered {
   const { b } = ctx;
-  if (block.kvLayout !== 'bnsh') return { ok: false, reason: `its ${block.kvLayout} KV cache layout has no GroupQueryAttention equivalent yet` };
+  if (block.kvLayout === 'static') return { ok: false, reason: 'its fixed-capacity (static) KV cache has no GroupQueryAttention equivalent yet' };
+  // GroupQueryAttention needs head size % 8 == 0 on every EP (CPU checks it at run time).
+  if (block.headDim % 8 !== 0) return { ok: false, reason: `head size ${block.headDim} is not a multiple of 8, which GroupQueryAttention requires` };
   if (!block.past || !block.present) return { ok: false, reason: 'it has no past/present cache in the graph' };
   if (block.numHeads % block.numKvHeads !== 0) return { ok: false, reason: `${block.numHeads} heads are not a multiple of ${block.numKvHeads} KV heads` };
   const dtype = elemType(block.past.key);
@@ -86,7 +101,9 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
   if (qkNorm && caches) caches = undefined;
   const keepRope = (block.rope !== null && !caches) || qkNorm;
   if (keepRope && !block.heads) return { ok: false, reason: `cannot rebuild its rope (${keepReason || 'rotary: keep'}) and the lifter gave no rotated heads to reuse` };
-  if (!keepRope && (!block.q?.output || !block.k?.output || !block.v?.output)) return { ok: false, reason: 'its q/k/v projections were not lifted as graph values' };
+  const internal = !keepRope && block.q !== null && block.q.output === null && packedInOrder(block, true);
+  if (!keepRope && !internal && (!block.q?.output || !block.k?.output || !block.v?.output)) return { ok: false, reason: 'its q/k/v projections were not lifted as graph values' };
+  if (internal && (!block.hidden || !block.q!.weight)) return { ok: false, reason: 'its attention op projects internally and its input or weight is unknown' };
 
   const seq = ctx.sequence();
   if (typeof seq === 'string') return { ok: false, reason: seq };
@@ -102,7 +119,14 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
     let query: Value;
     let key: Value | null;
     let value: Value | null;
-    if (keepRope) {
+    if (internal) {
+      // The op projected q|k|v itself (com.microsoft Attention): rebuild that MatMul (+ bias) outside GQA.
+      const p = block.q!;
+      const mm = b.op('MatMul', [block.hidden!, p.weight!]);
+      query = p.bias ? b.op('Add', [mm, p.bias]) : mm;
+      key = null;
+      value = null;
+    } else if (keepRope) {
       query = mergeHeads(b, block.heads!.q);
       key = mergeHeads(b, block.heads!.k);
       value = mergeHeads(b, block.heads!.v);
@@ -125,12 +149,21 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
     if (options.window !== undefined) attributes.push(attr.int('local_window_size', options.window));
     const [out, presentKey, presentValue] = b.op(
       'GroupQueryAttention',
-      [query, key, value, block.past.key, block.past.value, seq.seqlensK, seq.totalSequenceLength, caches?.cos ?? null, caches?.sin ?? null],
+      [query, key, value, ...pastInputs(b, block), seq.seqlensK, seq.totalSequenceLength, caches?.cos ?? null, caches?.sin ?? null],
       { domain: 'com.microsoft', outputs: 3, attributes },
     ) as [Value, Value, Value];
     b.graph.replaceAllUsesWith(block.output, out);
-    b.graph.replaceAllUsesWith(block.present.key, presentKey);
-    b.graph.replaceAllUsesWith(block.present.value, presentValue);
+    if (block.kvLayout === 'stacked') {
+      // Legacy GPT-2 cache: present_N = stack([K, V]) on a new leading axis.
+      // NOTE: Unsqueeze takes axes as an input from opset 13, as an attribute before.
+      const unsqueeze0 = (x: Value) =>
+        (b.model.opset('') ?? 13) >= 13 ? b.op('Unsqueeze', [x, b.ints('axis0', [0])]) : b.op('Unsqueeze', [x], { attributes: { axes: [0] } });
+      const stacked = b.op('Concat', [unsqueeze0(presentKey), unsqueeze0(presentValue)], { attributes: { axis: 0 } });
+      b.graph.replaceAllUsesWith(block.present.key, stacked);
+    } else {
+      b.graph.replaceAllUsesWith(block.present.key, presentKey);
+      b.graph.replaceAllUsesWith(block.present.value, presentValue);
+    }
     const rope = caches ? `do_rotary=1${block.rope!.interleaved ? ', interleaved' : ''}` : keepRope ? 'source rope kept' : 'no rope';
     return { ok: true, to: `GroupQueryAttention(${rope}${options.window !== undefined ? `, window=${options.window}` : ''})` };
   } finally {

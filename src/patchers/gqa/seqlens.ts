@@ -25,9 +25,10 @@ export function buildSequenceInputs(b: GraphBuilder): SequenceInputs | string {
       opset >= 13
         ? b.op('ReduceSum', [mask, b.ints('axis1', [1])], { attributes: { keepdims: 0 } })
         : b.op('ReduceSum', [mask], { attributes: { axes: [1], keepdims: 0 } });
-    const one = b.int64s('one', [], [1]);
-    const seqlens64 = b.op('Sub', [sum, one]);
-    const seqlensK = b.op('Cast', [seqlens64], { attributes: { to: DataType.INT32 }, outputs: [b.names.fresh('seqlens_k')] })[0]!;
+    // NOTE: cast before subtracting so int32 and int64 masks both work.
+    const sum32 = b.op('Cast', [sum], { attributes: { to: DataType.INT32 } });
+    const one = b.initializer('one_i32', DataType.INT32, [], new Uint8Array(new Int32Array([1]).buffer));
+    const seqlensK = b.op('Sub', [sum32, one], { outputs: [b.names.fresh('seqlens_k')] })[0]!;
     const shape = b.op('Shape', [mask]);
     const total64 = b.op('Gather', [shape, b.int64s('index1', [], [1])], { attributes: { axis: 0 } });
     const totalSequenceLength = b.op('Cast', [total64], { attributes: { to: DataType.INT32 }, outputs: [b.names.fresh('total_sequence_length')] })[0]!;

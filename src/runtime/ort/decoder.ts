@@ -48,8 +48,13 @@ export class OrtDecoder {
 
   /** Opens a session on a model file path (external data resolved beside it) or bytes. */
   static async create(ort: OrtModule, model: string | Uint8Array, options: OrtNs.InferenceSession.SessionOptions = {}): Promise<OrtDecoder> {
-    const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
-    return new OrtDecoder(ort, session);
+    try {
+      const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+      return new OrtDecoder(ort, session);
+    } catch (e) {
+      const file = typeof model === 'string' ? model : '(bytes)';
+      throw new AttnpatchError('INVALID_GRAPH', `ONNX Runtime could not load the model: ${(e as Error).message}`, { file });
+    }
   }
 
   /** Element type of the `logits` output ('float32', 'float16', …). */
