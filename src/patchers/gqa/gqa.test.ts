@@ -110,9 +110,16 @@ describe('gqa: lossy options', () => {
     expect(Number.isFinite(v.maxAbsDiff)).toBe(true);
   });
 
+  it('target: a window on the JS WebGPU kernels (no local window) is left with the reason', () => {
+    const report = applyGqa(loadModelFile(TINY), { window: 64, target: 'webgpu-jsep' });
+    expect(report.patched).toEqual([]);
+    expect(report.left.map((l) => l.reason)).toEqual(new Array(2).fill('the target EP has no GroupQueryAttention local window'));
+    expect(applyGqa(loadModelFile(TINY), { window: 64, target: 'webgpu' }).patched).toHaveLength(2);
+  });
+
   it('rejects options that make no sense', () => {
     const m = loadModelFile(TINY);
-    for (const bad of [{ kvHeads: 0 }, { window: 1.5 }, { rotary: 'sideways' }] as GqaOptions[]) {
+    for (const bad of [{ kvHeads: 0 }, { window: 1.5 }, { rotary: 'sideways' }, { target: 'tpu' }] as unknown as GqaOptions[]) {
       try {
         applyGqa(m, bad);
         expect.unreachable();

@@ -12,6 +12,7 @@ import type { GraphBuilder } from '../../graph/build/builder.js';
 import type { AttentionBlock } from '../attention/block.js';
 import { buildRopeCaches, type RopeCaches } from './rope-cache.js';
 import type { SequenceInputs } from './seqlens.js';
+import type { GqaCapabilities } from './targets.js';
 
 export type RotaryMode = 'auto' | 'fused' | 'keep';
 
@@ -22,6 +23,8 @@ export interface LowerOptions {
   maxContext: number;
   /** 'fused': GQA's built-in rotary; 'keep': the source's own rope nodes; 'auto': fused where possible. */
   rotary: RotaryMode;
+  /** What the target EP's kernel accepts. */
+  capabilities?: GqaCapabilities;
   /** Runs after every check passed, before the GQA node is built (e.g. merging KV heads); a string refuses. */
   prepare?: (block: AttentionBlock) => string | undefined;
 }
@@ -85,8 +88,11 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
   // Rotary: GQA's built-in rope needs Dh % 16 == 0 and frequencies we can rebuild; otherwise keep the source's.
   let caches: RopeCaches | undefined;
   let keepReason = '';
+  const caps = options.capabilities;
+  if (options.window !== undefined && caps && !caps.localWindow) return { ok: false, reason: 'the target EP has no GroupQueryAttention local window' };
   if (block.rope && options.rotary !== 'keep') {
-    if (block.headDim % 16 !== 0) keepReason = `head size ${block.headDim} is not a multiple of 16 (GroupQueryAttention's built-in rotary needs that)`;
+    if (block.rope.interleaved && caps && !caps.interleavedRotary) keepReason = 'the target EP has no interleaved built-in rotary';
+    else if (block.headDim % 16 !== 0) keepReason = `head size ${block.headDim} is not a multiple of 16 (GroupQueryAttention's built-in rotary needs that)`;
     else {
       const key = ropeKey(block, options.maxContext, dtype);
       if (!ctx.caches.has(key)) ctx.caches.set(key, buildRopeCaches(b, block.rope, options.maxContext, dtype));

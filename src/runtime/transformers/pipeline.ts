@@ -4,7 +4,7 @@
  * becomes its base) and restored afterwards; the same code runs in Node and in the browser.
  */
 import { env, pipeline as transformersPipeline } from '@huggingface/transformers';
-import { parsePatchSpec, type PatchSpec } from '../../patchers/spec.js';
+import { parsePatchSpec, type PatchSpec, type PatchStep } from '../../patchers/spec.js';
 import type { PatchReport } from '../../patchers/patch.js';
 import { IS_NODE } from '../hash.js';
 import { PatchingCache, type CacheLike } from './custom-cache.js';
@@ -57,6 +57,13 @@ function uninstall(): void {
   saved = undefined;
 }
 
+/** Gives the gqa patch the pipeline's device as its target (unless the spec names one). */
+function withTarget(step: PatchStep, device: string | undefined): PatchSpec {
+  const target = device === 'cpu' || device === 'wasm' || device === 'webgpu' || device === 'cuda' ? device : undefined;
+  if (step.name !== 'gqa' || !target || step.options.target !== undefined) return { [step.name]: step.options };
+  return { [step.name]: { ...step.options, target } };
+}
+
 /** A model folder given as a relative path in Node becomes absolute, so transformers.js reads it from disk. */
 async function resolveModelId(model: string): Promise<string> {
   if (!IS_NODE) return model;
@@ -73,11 +80,13 @@ export async function pipeline<T extends Task>(task: T, model: string, options: 
   const { patch, cacheDir, onReport, ...rest } = options;
   const patches: PatchSpec[] = patch === undefined ? [] : Array.isArray(patch) ? [...(patch as PatchSpec[])] : [patch as PatchSpec];
   if (patches.length === 0) return transformersPipeline(task, model, rest);
-  patches.forEach(parsePatchSpec); // bad specs fail before anything loads
+  // Bad specs fail before anything loads; patches that care learn which EP the model will run on.
+  const device = typeof rest.device === 'string' ? rest.device : undefined;
+  const targeted = patches.map((p) => withTarget(parsePatchSpec(p), device));
   const id = await resolveModelId(model);
   const c = await sharedCache();
   await install(c);
-  c.register({ id, patches, ...(cacheDir !== undefined ? { cacheDir } : {}), ...(onReport ? { onReport } : {}) });
+  c.register({ id, patches: targeted, ...(cacheDir !== undefined ? { cacheDir } : {}), ...(onReport ? { onReport } : {}) });
   try {
     return await transformersPipeline(task, id, rest);
   } finally {

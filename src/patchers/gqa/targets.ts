@@ -1,0 +1,30 @@
+/**
+ * @file What each execution provider's GroupQueryAttention kernel accepts (shared/reference/algorithms.md §4.2),
+ * so the gqa patch emits a form that runs where the model will run. transformers.js 4 runs `device: 'webgpu'`
+ * on onnxruntime-web's native WebGPU EP; 'webgpu-jsep' is the older JS kernels of the default onnxruntime-web
+ * bundle.
+ */
+
+export type GqaTarget = 'cpu' | 'wasm' | 'webgpu' | 'webgpu-jsep' | 'cuda';
+
+export interface GqaCapabilities {
+  /** Built-in rotary with interleaved pairs. */
+  interleavedRotary: boolean;
+  /** local_window_size ≥ 0. */
+  localWindow: boolean;
+  /** Float element types the kernel takes. */
+  dtypes: readonly ('float32' | 'float16')[];
+}
+
+export const GQA_TARGETS: Readonly<Record<GqaTarget, GqaCapabilities>> = Object.freeze({
+  cpu: { interleavedRotary: true, localWindow: true, dtypes: ['float32', 'float16'] },
+  wasm: { interleavedRotary: true, localWindow: true, dtypes: ['float32', 'float16'] },
+  webgpu: { interleavedRotary: true, localWindow: true, dtypes: ['float32', 'float16'] }, // native C++ WebGPU EP
+  'webgpu-jsep': { interleavedRotary: false, localWindow: false, dtypes: ['float32', 'float16'] }, // JS kernels: also no softcap, no omitted past
+  cuda: { interleavedRotary: true, localWindow: true, dtypes: ['float16'] },
+});
+
+/** Capabilities of a target; unknown targets get the CPU reference's. */
+export function gqaCapabilities(target: string | undefined): GqaCapabilities {
+  return GQA_TARGETS[(target ?? 'cpu') as GqaTarget] ?? GQA_TARGETS.cpu;
+}
