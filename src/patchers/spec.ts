@@ -4,6 +4,7 @@
  */
 import { AttnpatchError } from '../errors.js';
 import type { Model } from '../graph/ir/model.js';
+import { applyDca, type DcaOptions } from './dca/index.js';
 import { applyGqa, type GqaOptions } from './gqa/index.js';
 import type { PatchReport } from './patch.js';
 
@@ -15,11 +16,18 @@ export interface PatchStep {
   options: Record<string, unknown>;
 }
 
-type PatchFn = (model: Model, options: Record<string, unknown>) => PatchReport;
+/** What patches may know about the model beyond its graph (from config.json). */
+export interface PatchContext {
+  /** config.json's max_position_embeddings. */
+  maxPositionEmbeddings?: number;
+}
+
+type PatchFn = (model: Model, options: Record<string, unknown>, context: PatchContext) => PatchReport;
 
 /** Every patch attnpatch knows, by name. */
 export const PATCHES: Readonly<Record<string, PatchFn>> = Object.freeze({
   gqa: (model, options) => applyGqa(model, options as GqaOptions),
+  dca: (model, options, context) => applyDca(model, options as DcaOptions, context.maxPositionEmbeddings),
 });
 
 function scalar(s: string): unknown {
@@ -52,9 +60,9 @@ export function parsePatchSpec(spec: PatchSpec): PatchStep {
 }
 
 /** Applies patches in the order given; returns one report per patch. */
-export function applyPatches(model: Model, specs: readonly PatchSpec[]): PatchReport[] {
+export function applyPatches(model: Model, specs: readonly PatchSpec[], context: PatchContext = {}): PatchReport[] {
   const steps = specs.map(parsePatchSpec);
-  return steps.map((s) => PATCHES[s.name]!(model, s.options));
+  return steps.map((s) => PATCHES[s.name]!(model, s.options, context));
 }
 
 /** A stable text form of specs (for cache keys and reports). */

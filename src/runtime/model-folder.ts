@@ -3,11 +3,12 @@
  * copied whole (config, tokenizer, generation config…) with its .onnx replaced by the converted model, at the
  * same relative path, so transformers.js loads the output exactly like the input.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { AttnpatchError } from '../errors.js';
 import type { Model } from '../graph/ir/model.js';
 import { loadModelFile, resolveModelFile, saveModelFile, type SaveOptions } from '../graph/io/fs.js';
+import type { PatchContext } from '../patchers/spec.js';
 
 export interface ModelLocation {
   /** The folder given (transformers.js layout), or undefined for a bare .onnx file. */
@@ -59,6 +60,22 @@ function dataFilesOf(dir: string, file: string): string[] {
   return readdirSync(dir)
     .filter((f) => f !== file && (f.startsWith(`${file}_data`) || f.startsWith(`${file}.data`)))
     .map((f) => resolve(dir, f));
+}
+
+/** config.json of a model: in its folder, or beside / one level above a bare .onnx file. */
+export function readConfig(location: ModelLocation): Record<string, unknown> | undefined {
+  const dirs = location.folder ? [location.folder] : [dirname(location.file), dirname(dirname(location.file))];
+  for (const d of dirs) {
+    const p = join(d, 'config.json');
+    if (existsSync(p)) return JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
+  }
+  return undefined;
+}
+
+/** What patches may know from config.json. */
+export function patchContextOf(config: Record<string, unknown> | undefined): PatchContext {
+  const n = config?.max_position_embeddings;
+  return typeof n === 'number' ? { maxPositionEmbeddings: n } : {};
 }
 
 /** Loads the model of a file or folder. */

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { inspectModel } from '../../patchers/inspect.js';
 import type { PatchReport } from '../../patchers/patch.js';
 import { applyPatches, parsePatchSpec, specKey } from '../../patchers/spec.js';
-import { loadLocated, writeModelLike } from '../../runtime/model-folder.js';
+import { loadLocated, patchContextOf, readConfig, writeModelLike } from '../../runtime/model-folder.js';
 import { bytes } from '../format.js';
 import { runCommand } from '../run.js';
 
@@ -18,7 +18,7 @@ export async function convert(input: string, options: ConvertOptions): Promise<v
   specs.forEach(parsePatchSpec);
   const { model, location } = loadLocated(input);
   const before = inspectModel(model);
-  const reports: PatchReport[] = applyPatches(model, specs);
+  const reports: PatchReport[] = applyPatches(model, specs, patchContextOf(readConfig(location)));
   if (specs.length) {
     model.metadata.set(META_PATCHES, specKey(specs));
     model.metadata.set(META_LOSSY, String(reports.some((r) => r.lossy)));
@@ -56,7 +56,7 @@ export function register(program: Command): void {
     .description('patch a model and write the patched copy (a folder gives a complete folder)')
     .argument('<in>', 'a .onnx file or a transformers.js model folder')
     .requiredOption('-o, --output <out>', 'where to write the patched model')
-    .option('-p, --patch <spec>', 'a patch to apply, e.g. gqa or gqa:kvHeads=2,window=256 (repeatable; applied in order)', collect)
+    .option('-p, --patch <spec>', 'a patch to apply, e.g. gqa, gqa:kvHeads=2,window=256, dca or dca:chunkSize=384,localWindow=64 (repeatable; applied in order)', collect)
     .option('--json', 'print a JSON report instead of text')
     .action(runCommand((input: string, options: ConvertOptions) => convert(input, options)));
 }

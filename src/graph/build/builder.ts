@@ -61,7 +61,7 @@ export class GraphBuilder {
     const outs = options.outputs;
     const outputNames =
       typeof outs === 'number' ? Array.from({ length: outs }, (_, i) => this.names.fresh(`${prefix}_out${i}`)) : outs ? [...outs] : [this.names.fresh(`${prefix}_out`)];
-    for (const n of outputNames) this.names.reserve(n);
+    for (const n of outputNames) if (n) this.names.reserve(n);
     const node = new Node({
       opType,
       domain: options.domain ?? '',
@@ -73,7 +73,7 @@ export class GraphBuilder {
     });
     this.graph.insert(node, this.before);
     this.made.push(node);
-    const values = node.outputs as Value[];
+    const values = node.outputs.filter((v): v is Value => v !== null);
     return outs === undefined ? values[0]! : values;
   }
 
@@ -91,6 +91,27 @@ export class GraphBuilder {
   /** An int64 scalar or 1-D initializer from a plain list. */
   ints(base: string, data: readonly number[], scalar = false): Value {
     return this.int64s(base, scalar ? [] : [data.length], data);
+  }
+
+  /** A Constant node (function bodies cannot hold initializers). */
+  constant(dtype: number, dims: readonly number[], bytes: Uint8Array): Value {
+    return this.op('Constant', [], { attributes: [attr.tensor('value', new MemoryTensor(dtype, dims, bytes))] });
+  }
+
+  /** An int64 Constant node: a scalar, or 1-D when `scalar` is false. */
+  constInts(values: readonly number[], scalar = false): Value {
+    return this.constant(DataType.INT64, scalar ? [] : [values.length], viewBytes(BigInt64Array.from(values, (x) => BigInt(x))));
+  }
+
+  /** A float32 scalar Constant node. */
+  constFloat(value: number): Value {
+    return this.constant(DataType.FLOAT, [], viewBytes(Float32Array.of(value)));
+  }
+
+  /** A Constant node taking its value from the calling node's attribute `ref` (function bodies only). */
+  constRef(ref: string, kind: 'int' | 'float'): Value {
+    // AttributeProto.AttributeType: INT = 2, FLOAT = 1.
+    return this.op('Constant', [], { attributes: [attr.ref(kind === 'int' ? 'value_int' : 'value_float', ref, kind === 'int' ? 2 : 1)] });
   }
 
   initializer(base: string, dtype: number, dims: readonly number[], bytes: Uint8Array): Value {

@@ -15,7 +15,8 @@ export type AttentionForm =
   | 'mha' // com.microsoft MultiHeadAttention (+ RotaryEmbedding nodes)
   | 'gqa' // com.microsoft GroupQueryAttention
   | 'ort-attention' // com.microsoft Attention (legacy ORT-fused GPT-2, stacked past)
-  | 'onnx-attention'; // ONNX opset-23/24 standard Attention (+ RotaryEmbedding)
+  | 'onnx-attention' // ONNX opset-23/24 standard Attention (+ RotaryEmbedding)
+  | 'dca'; // attnpatch's own ai.attnpatch DualChunkAttention (a model already patched with dca)
 
 /** 4-bit (or n-bit) blockwise quantized weight of a com.microsoft MatMulNBits node. */
 export interface NBitsQuant {

@@ -12,7 +12,7 @@ import { decodeModelProto } from '../../graph/serde/decode.js';
 import type { ExternalDataSource } from '../../graph/serde/external-data.js';
 import type { Model } from '../../graph/ir/model.js';
 import type { PatchReport } from '../../patchers/patch.js';
-import { applyPatches, specKey, type PatchSpec } from '../../patchers/spec.js';
+import { applyPatches, specKey, type PatchContext, type PatchSpec } from '../../patchers/spec.js';
 import { IS_NODE, sha256Hex } from '../hash.js';
 import { fileInModel } from './keys.js';
 
@@ -130,6 +130,20 @@ export class PatchingCache implements CacheLike {
     return p.then((a) => (a.bytes || a.path ? a : undefined));
   }
 
+  /** What patches may know from the model's config.json (read like any original file). */
+  private async context(entry: PatchEntry, file: string, key: string): Promise<PatchContext> {
+    const depth = file.split('/').length - 1;
+    const configKey = key.split('/').slice(0, -1 - depth).concat('config.json').join('/');
+    const bytes = await this.originals.read(entry, 'config.json', configKey).catch(() => undefined);
+    if (!bytes) return {};
+    try {
+      const n = (JSON.parse(new TextDecoder().decode(bytes)) as { max_position_embeddings?: unknown }).max_position_embeddings;
+      return typeof n === 'number' ? { maxPositionEmbeddings: n } : {};
+    } catch {
+      return {};
+    }
+  }
+
   private async build(entry: PatchEntry, file: string, key: string): Promise<Artifact> {
     const original = await this.originals.read(entry, file, key);
     if (!original) return { reports: [] };
@@ -147,7 +161,7 @@ export class PatchingCache implements CacheLike {
     } catch (e) {
       throw e instanceof AttnpatchError ? e : new AttnpatchError('PARSE', `cannot load ${file}: ${(e as Error).message}`, { file });
     }
-    const reports = applyPatches(model, entry.patches);
+    const reports = applyPatches(model, entry.patches, await this.context(entry, file, key));
     entry.onReport?.(file, reports);
     return this.store.save(hash, file, model, reports, entry, key);
   }

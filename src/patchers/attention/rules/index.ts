@@ -2,6 +2,7 @@
  * @file The lift rules, in the order they are tried on each node (fused ops first: they anchor on one node).
  */
 import type { LiftRule } from '../block.js';
+import { attnpatchDcaRule } from './attnpatch-dca.js';
 import { genaiGqaRule } from './genai-gqa.js';
 import { gpt2UnfusedRule } from './gpt2-unfused.js';
 import { onnx24AttentionRule } from './onnx24-attention.js';
@@ -10,6 +11,7 @@ import { ortAttentionGpt2Rule } from './ort-attention-gpt2.js';
 import { ortMhaRotaryRule } from './ort-mha-rotary.js';
 
 export const LIFT_RULES: readonly LiftRule[] = Object.freeze([
+  attnpatchDcaRule,
   genaiGqaRule,
   ortMhaRotaryRule,
   ortAttentionGpt2Rule,
