@@ -12,6 +12,8 @@ const fail = (why) => {
 };
 
 if (run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']) !== 0) fail('type check failed (npx tsc -p tsconfig.json --noEmit)');
+// The CLI and browser tests run the built dist/: build it so they test the source as it is now.
+if (run('npx', ['tsc', '-p', 'tsconfig.build.json']) !== 0) fail('build failed (npm run build)');
 
 const dir = mkdtempSync(join(tmpdir(), 'attnpatch-test-'));
 const jsonFile = join(dir, 'vitest.json');

@@ -1,7 +1,9 @@
 /**
- * @file `attnpatch/node`: everything in the root entry plus synchronous file I/O and verification on
- * onnxruntime-node.
+ * @file `attnpatch/node`: everything in the root entry plus synchronous file I/O, verification, perplexity and
+ * calibration (for the aligned KV-head merge) on onnxruntime-node.
  */
 export * from './index.js';
 export { loadModelFile, saveModelFile, resolveModelFile, FolderSource, type SaveOptions } from './graph/io/fs.js';
 export { verifyModels, type VerifyOptions, type VerifyReport } from './runtime/verify.js';
+export { evaluatePerplexity, evaluatePerplexityIds, type PerplexityOptions, type PerplexityIdsOptions, type PerplexityResult } from './runtime/eval/perplexity.js';
+export { collectKvCalibration, collectKvCalibrationFromText, resolveCalibration, type CalibrationOptions } from './runtime/eval/calibrate.js';

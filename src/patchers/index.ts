@@ -7,3 +7,4 @@ export { inspectModel, type InspectReport, type BlockReport } from './inspect.js
 export { applyPatches, parsePatchSpec, PATCHES, type PatchSpec, type PatchStep } from './spec.js';
 export type { PatchReport, PatchedBlock, LeftBlock } from './patch.js';
 export { applyGqa, type GqaOptions } from './gqa/index.js';
+export type { KvCalibration } from './gqa/align.js';

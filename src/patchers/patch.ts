@@ -25,6 +25,8 @@ export interface PatchReport {
   warnings: string[];
   /** True when the patch changes results (merging KV heads, windows, low-rank factors…). */
   lossy: boolean;
+  /** Facts the runtime needs, e.g. dca's chunk length for chunked prefill. */
+  details?: Record<string, number | string | boolean>;
 }
 
 /** Raises when `strict` and some blocks were left. */

@@ -60,3 +60,26 @@ describe('pipeline({ patch })', () => {
     await expect(pipeline('text-generation', MODEL, { patch: 'gqa:window' })).rejects.toThrow(/write name=value/);
   });
 });
+
+describe('pipeline with dca and chunked prefill', () => {
+  it('a 1000-token prompt gives the same greedy tokens with chunked prefill on (default for dca) and off', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { shared } = await import('../support/paths.js');
+    const text = readFileSync(shared('corpus-tinystories-val', 'tinystories_val_part2.txt'), 'utf8').slice(0, 4000);
+    const run = async (options: Record<string, unknown>) => {
+      const p = (await pipeline('text-generation', MODEL, { device: 'cpu', dtype: 'fp32', cacheDir: false, ...options })) as unknown as Generator & { dispose(): Promise<void>; tokenizer: { encode(t: string): number[] } };
+      const out = (await p(text, { max_new_tokens: 16, min_new_tokens: 16, do_sample: false } as unknown as typeof GREEDY)) as { generated_text: string }[];
+      const n = p.tokenizer.encode(text).length;
+      const chunk = (p as unknown as { model: { sessions: { model: { run: { prefillChunk?: number } } } } }).model.sessions.model.run.prefillChunk;
+      await p.dispose();
+      return { tail: out[0]!.generated_text.slice(text.length), n, chunk };
+    };
+    const chunked = await run({ patch: 'dca' });
+    const oneShot = await run({ patch: 'dca', prefillChunk: false });
+    expect(chunked.n).toBeGreaterThan(900);
+    expect(chunked.chunk).toBe(384 - 64); // L = CS − LW from the trained length 512
+    expect(oneShot.chunk).toBeUndefined();
+    expect(chunked.tail.length).toBeGreaterThan(0);
+    expect(chunked.tail).toBe(oneShot.tail);
+  });
+});

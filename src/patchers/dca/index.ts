@@ -41,6 +41,7 @@ export function applyDca(model: Model, options: DcaOptions = {}, configLength?: 
     if (model.irVersion < MIN_IR_FOR_FUNCTIONS) model.irVersion = MIN_IR_FOR_FUNCTIONS;
     // NOTE: beyond the trained length the model sees only positions ≤ chunk size; within CS + 1 tokens it is exact.
     report.lossy = true;
+    report.details = { chunkSize: params.chunkSize, localWindow: params.localWindow, chunkLength: params.chunkLength, trainedLength: params.trainedLength };
     report.warnings.push(
       `dca: exact up to ${params.chunkSize + 1} tokens; beyond that, positions are remapped (chunk ${params.chunkSize}, local window ${params.localWindow}, temperature ${params.temperature}); the KV cache holds DCA-rotated keys`,
     );

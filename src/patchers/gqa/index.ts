@@ -15,6 +15,7 @@ import { lowerToGqa, type LowerContext, type RotaryMode } from './lower.js';
 import { isKvCalibration, type KvCalibration } from './align.js';
 import { mergeKvHeads, type MergeMode } from './merge-kv-heads.js';
 import { buildSequenceInputs, type SequenceInputs } from './seqlens.js';
+import { GQA_TARGETS, gqaCapabilities, type GqaTarget } from './targets.js';
 
 export interface GqaOptions {
   /** Merge KV heads down to this many per layer (lossy: mean-pooled K/V projections). */
@@ -37,6 +38,8 @@ export interface GqaOptions {
   rotary?: RotaryMode;
   /** Throw instead of leaving blocks unpatched. */
   strict?: boolean;
+  /** Where the model will run: the emitted form is one that EP's kernel accepts (default 'cpu'). */
+  target?: GqaTarget;
 }
 
 function checkOptions(o: GqaOptions): void {
@@ -49,6 +52,9 @@ function checkOptions(o: GqaOptions): void {
   positive('kvHeads');
   positive('window');
   positive('maxContext');
+  if (o.target !== undefined && !(o.target in GQA_TARGETS)) {
+    throw new AttnpatchError('USAGE', `gqa option target must be one of ${Object.keys(GQA_TARGETS).join(', ')}; got ${String(o.target)}`, { field: 'gqa.target' });
+  }
   if (o.rotary !== undefined && !['auto', 'fused', 'keep'].includes(o.rotary)) {
     throw new AttnpatchError('USAGE', `gqa option rotary must be one of auto, fused, keep; got ${String(o.rotary)}`, { field: 'gqa.rotary' });
   }
@@ -75,6 +81,10 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
   const merge = { merge: options.merge ?? 'mean', ...(options.calibration ? { calibration: options.calibration } : {}) } as const;
 
   for (const block of blocks) {
+    if (block.form === 'dca') {
+      report.left.push({ layer: block.layer, form: block.form, reason: 'it is already Dual Chunk Attention; apply gqa before dca (gqa → dca composes)' });
+      continue;
+    }
     if (block.form === 'gqa') {
       // Already GroupQueryAttention: only the options can change it.
       if (options.kvHeads !== undefined && options.kvHeads !== block.numKvHeads) {
@@ -88,6 +98,7 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
     const r = lowerToGqa(block, ctx, {
       maxContext,
       rotary: options.rotary ?? 'auto',
+      capabilities: gqaCapabilities(options.target),
       ...(options.window !== undefined ? { window: options.window } : {}),
       ...(options.kvHeads !== undefined ? { prepare: (bl) => mergeKvHeads(b, bl, options.kvHeads!, merge) } : {}),
     });

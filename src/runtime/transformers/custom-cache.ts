@@ -78,6 +78,7 @@ export function externalLocations(bytes: Uint8Array): string[] {
 export class PatchingCache implements CacheLike {
   private readonly entries = new Map<string, PatchEntry>();
   private readonly memo = new Map<string, Promise<Artifact>>();
+  private readonly reported = new WeakMap<PatchEntry, Set<string>>();
 
   constructor(
     private readonly originals: Originals,
@@ -104,6 +105,11 @@ export class PatchingCache implements CacheLike {
       if (file === undefined || !file.endsWith('.onnx')) continue;
       const artifact = await this.patched(entry, file, key);
       if (artifact === undefined) return undefined;
+      // Report once per registration, whether the graph was patched now, memoised, or read from the store.
+      if (!this.reported.get(entry)?.has(file)) {
+        this.reported.set(entry, (this.reported.get(entry) ?? new Set()).add(file));
+        entry.onReport?.(file, artifact.reports);
+      }
       // NOTE: Node loads a path string straight from disk (external data resolves beside it); a Response body can
       // be read only once, so every call gets a new one.
       if (artifact.path && IS_NODE) return artifact.path;
@@ -149,10 +155,7 @@ export class PatchingCache implements CacheLike {
     if (!original) return { reports: [] };
     const hash = await sha256Hex(original, '\0', specKey(entry.patches), '\0', PATCHER_VERSION);
     const cached = await this.store.load(hash, file, entry);
-    if (cached) {
-      entry.onReport?.(file, cached.reports);
-      return cached;
-    }
+    if (cached) return cached;
     const locations = externalLocations(original);
     const external = locations.length ? await this.originals.external(entry, file, key, locations) : undefined;
     let model: Model;
@@ -162,7 +165,6 @@ export class PatchingCache implements CacheLike {
       throw e instanceof AttnpatchError ? e : new AttnpatchError('PARSE', `cannot load ${file}: ${(e as Error).message}`, { file });
     }
     const reports = applyPatches(model, entry.patches, await this.context(entry, file, key));
-    entry.onReport?.(file, reports);
     return this.store.save(hash, file, model, reports, entry, key);
   }
 }

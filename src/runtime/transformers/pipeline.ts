@@ -7,6 +7,7 @@ import { env, pipeline as transformersPipeline } from '@huggingface/transformers
 import { parsePatchSpec, type PatchSpec, type PatchStep } from '../../patchers/spec.js';
 import type { PatchReport } from '../../patchers/patch.js';
 import { IS_NODE } from '../hash.js';
+import { chunkPrefill } from '../prefill.js';
 import { PatchingCache, type CacheLike } from './custom-cache.js';
 
 type TransformersPipeline = typeof transformersPipeline;
@@ -21,6 +22,11 @@ export interface PatchOptions {
   cacheDir?: string | false;
   /** Called with each patched file's reports (blocks patched, left and why, warnings). */
   onReport?: (file: string, reports: PatchReport[]) => void;
+  /**
+   * Feed long prompts in calls of at most this many tokens (memory O(T·n) instead of O(T²)). Default: the
+   * chunk length of a dca patch, otherwise off; false turns it off.
+   */
+  prefillChunk?: number | false;
 }
 
 let cache: PatchingCache | undefined;
@@ -57,6 +63,15 @@ function uninstall(): void {
   saved = undefined;
 }
 
+/** Installs chunked prefill on the pipeline's decoder session. */
+function withPrefill<P>(pipe: P, chunk: number | undefined): P {
+  if (!chunk) return pipe;
+  const sessions = (pipe as { model?: { sessions?: Record<string, { run: never }> } }).model?.sessions;
+  const session = sessions?.decoder_model_merged ?? sessions?.model;
+  if (session) chunkPrefill(session as Parameters<typeof chunkPrefill>[0], chunk);
+  return pipe;
+}
+
 /** Gives the gqa patch the pipeline's device as its target (unless the spec names one). */
 function withTarget(step: PatchStep, device: string | undefined): PatchSpec {
   const target = device === 'cpu' || device === 'wasm' || device === 'webgpu' || device === 'cuda' ? device : undefined;
@@ -77,18 +92,24 @@ async function resolveModelId(model: string): Promise<string> {
  * hash, patch spec and attnpatch version). Without `patch` it is exactly transformers.js's pipeline.
  */
 export async function pipeline<T extends Task>(task: T, model: string, options: TransformersOptions & PatchOptions = {}): ReturnType<typeof transformersPipeline<T>> {
-  const { patch, cacheDir, onReport, ...rest } = options;
+  const { patch, cacheDir, onReport, prefillChunk, ...rest } = options;
   const patches: PatchSpec[] = patch === undefined ? [] : Array.isArray(patch) ? [...(patch as PatchSpec[])] : [patch as PatchSpec];
-  if (patches.length === 0) return transformersPipeline(task, model, rest);
+  if (patches.length === 0) return withPrefill(await transformersPipeline(task, model, rest), prefillChunk || undefined);
   // Bad specs fail before anything loads; patches that care learn which EP the model will run on.
   const device = typeof rest.device === 'string' ? rest.device : undefined;
   const targeted = patches.map((p) => withTarget(parsePatchSpec(p), device));
   const id = await resolveModelId(model);
   const c = await sharedCache();
   await install(c);
-  c.register({ id, patches: targeted, ...(cacheDir !== undefined ? { cacheDir } : {}), ...(onReport ? { onReport } : {}) });
+  let chunkLength: number | undefined;
+  const report = (file: string, reports: PatchReport[]) => {
+    for (const r of reports) if (typeof r.details?.chunkLength === 'number') chunkLength = r.details.chunkLength;
+    onReport?.(file, reports);
+  };
+  c.register({ id, patches: targeted, ...(cacheDir !== undefined ? { cacheDir } : {}), onReport: report });
   try {
-    return await transformersPipeline(task, id, rest);
+    const pipe = await transformersPipeline(task, id, rest);
+    return withPrefill(pipe, prefillChunk === false ? undefined : (prefillChunk ?? chunkLength));
   } finally {
     c.unregister(id);
     uninstall();

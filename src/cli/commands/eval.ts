@@ -1,0 +1,114 @@
+/**
+ * @file `attnpatch eval ppl <model> --text FILE --context N [--windows K] [--patch SPEC]... [--json]`: perplexity of
+ * a model (optionally patched in memory first) on a text, in non-overlapping windows of N tokens.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { AttnpatchError, withContext } from '../../errors.js';
+import { loadModelFile, saveModelFile } from '../../graph/io/fs.js';
+import { applyPatches, type PatchSpec } from '../../patchers/spec.js';
+import { resolveCalibration } from '../../runtime/eval/calibrate.js';
+import { evaluatePerplexity, type PerplexityResult } from '../../runtime/eval/perplexity.js';
+import { locateModel } from '../../runtime/model-folder.js';
+import { progress } from '../progress.js';
+import { runCommand } from '../run.js';
+
+export type EvalPplOptions = {
+  readonly text: string;
+  readonly context: number;
+  readonly windows?: number;
+  readonly patch?: readonly string[];
+  readonly bos?: boolean;
+  readonly partial?: boolean;
+  readonly tokenizer?: string;
+  readonly json?: boolean;
+};
+
+/** The tokenizer folder: --tokenizer, else the model folder, else the .onnx file's folder or its parent. */
+function tokenizerFolder(model: string, given: string | undefined): string {
+  if (given) return given;
+  const loc = locateModel(model);
+  const candidates = loc.folder ? [loc.folder] : [dirname(loc.file), dirname(dirname(loc.file))];
+  const found = candidates.find((d) => existsSync(join(d, 'tokenizer.json')));
+  if (!found) throw new AttnpatchError('USAGE', 'no tokenizer.json beside the model; give the model folder or --tokenizer FOLDER', { file: model });
+  return found;
+}
+
+/** Runs the evaluation and returns the result (the command prints it). */
+export async function evalPpl(model: string, options: EvalPplOptions): Promise<PerplexityResult> {
+  const location = locateModel(model);
+  const tokenizer = tokenizerFolder(model, options.tokenizer);
+  let text: string;
+  try {
+    text = readFileSync(options.text, 'utf8');
+  } catch (e) {
+    throw withContext(e, { file: options.text });
+  }
+  const specs: PatchSpec[] = [...(options.patch ?? [])];
+  let tmp: string | undefined;
+  let target = location.file;
+  const bar = progress('ppl windows');
+  try {
+    if (specs.length) {
+      const m = loadModelFile(location.file);
+      const calib = progress('calibration windows');
+      const resolved = await resolveCalibration(specs, { model: m, tokenizerFolder: tokenizer, onProgress: (d, t) => calib.update(d, t) }).finally(() => calib.stop());
+      for (const report of applyPatches(m, resolved)) {
+        for (const w of report.warnings) process.stderr.write(`attnpatch: ${w}\n`);
+        for (const l of report.left) process.stderr.write(`attnpatch: ${report.patch} left layer ${l.layer} (${l.form}) as it was: ${l.reason}\n`);
+      }
+      // NOTE: through a file, not bytes, so models with external data keep it (saveModelFile writes it beside).
+      tmp = mkdtempSync(join(tmpdir(), 'attnpatch-eval-'));
+      target = join(tmp, 'model.onnx');
+      saveModelFile(m, target);
+    }
+    return await evaluatePerplexity({
+      model: target,
+      tokenizerFolder: tokenizer,
+      text,
+      context: options.context,
+      ...(options.windows !== undefined ? { windows: options.windows } : {}),
+      ...(options.bos ? { bos: true } : {}),
+      ...(options.partial ? { partial: true } : {}),
+      onProgress: (d, t) => bar.update(d, t),
+    });
+  } finally {
+    bar.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function positiveInt(name: string) {
+  return (s: string): number => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  const evalCmd = program.command('eval').description('measure model quality (perplexity)');
+  evalCmd
+    .command('ppl')
+    .description('perplexity on a text in non-overlapping windows of --context tokens (ONNX Runtime, CPU)')
+    .argument('<model>', 'a transformers.js model folder (its tokenizer reads the text), or a .onnx file with --tokenizer')
+    .requiredOption('--text <file>', 'UTF-8 text to score (tokenized whole, no special tokens)')
+    .requiredOption('--context <n>', 'tokens per window', positiveInt('--context'))
+    .option('--windows <k>', 'score only the first k windows', positiveInt('--windows'))
+    .option('--patch <spec>', "apply a patch in memory first, e.g. 'gqa:kvHeads=2,merge=aligned,calibration=calib.txt' (repeatable)", (s: string, prev: string[] = []) => [...prev, s])
+    .option('--bos', 'start every window with BOS and score all its text tokens')
+    .option('--partial', 'also score the trailing window shorter than --context')
+    .option('--tokenizer <folder>', 'model folder holding tokenizer.json (default: the model folder)')
+    .option('--json', 'print {"ppl","tokens","context","windows"} as JSON')
+    .action(
+      runCommand(async (model: string, options: EvalPplOptions) => {
+        const r = await evalPpl(model, options);
+        const out = options.json
+          ? JSON.stringify({ ppl: r.ppl, tokens: r.tokens, context: r.context, windows: r.windows })
+          : `perplexity ${r.ppl.toFixed(3)} over ${r.tokens.toLocaleString('en-US')} tokens (${r.windows} window${r.windows === 1 ? '' : 's'} of ${r.context})`;
+        process.stdout.write(`${out}\n`);
+      }),
+    );
+}
