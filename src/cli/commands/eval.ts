@@ -11,7 +11,7 @@ import { loadModelFile, saveModelFile } from '../../graph/io/fs.js';
 import { applyPatches, type PatchSpec } from '../../patchers/spec.js';
 import { resolveCalibration } from '../../runtime/eval/calibrate.js';
 import { evaluatePerplexity, type PerplexityResult } from '../../runtime/eval/perplexity.js';
-import { locateModel } from '../../runtime/model-folder.js';
+import { locateModel, patchContextOf, readConfig } from '../../runtime/model-folder.js';
 import { progress } from '../progress.js';
 import { runCommand } from '../run.js';
 
@@ -22,6 +22,7 @@ export type EvalPplOptions = {
   readonly patch?: readonly string[];
   readonly bos?: boolean;
   readonly partial?: boolean;
+  readonly prefillChunk?: number;
   readonly tokenizer?: string;
   readonly json?: boolean;
 };
@@ -49,13 +50,16 @@ export async function evalPpl(model: string, options: EvalPplOptions): Promise<P
   const specs: PatchSpec[] = [...(options.patch ?? [])];
   let tmp: string | undefined;
   let target = location.file;
+  // DCA models are fed chunk by chunk (as the pipeline does): exact, and memory stays O(T·L).
+  let prefillChunk: number | undefined = options.prefillChunk;
   const bar = progress('ppl windows');
   try {
     if (specs.length) {
       const m = loadModelFile(location.file);
       const calib = progress('calibration windows');
       const resolved = await resolveCalibration(specs, { model: m, tokenizerFolder: tokenizer, onProgress: (d, t) => calib.update(d, t) }).finally(() => calib.stop());
-      for (const report of applyPatches(m, resolved)) {
+      for (const report of applyPatches(m, resolved, patchContextOf(readConfig(location)))) {
+        if (typeof report.details?.chunkLength === 'number') prefillChunk ??= report.details.chunkLength;
         for (const w of report.warnings) process.stderr.write(`attnpatch: ${w}\n`);
         for (const l of report.left) process.stderr.write(`attnpatch: ${report.patch} left layer ${l.layer} (${l.form}) as it was: ${l.reason}\n`);
       }
@@ -72,6 +76,7 @@ export async function evalPpl(model: string, options: EvalPplOptions): Promise<P
       ...(options.windows !== undefined ? { windows: options.windows } : {}),
       ...(options.bos ? { bos: true } : {}),
       ...(options.partial ? { partial: true } : {}),
+      ...(prefillChunk !== undefined ? { prefillChunk } : {}),
       onProgress: (d, t) => bar.update(d, t),
     });
   } finally {
@@ -100,6 +105,7 @@ export function register(program: Command): void {
     .option('--patch <spec>', "apply a patch in memory first, e.g. 'gqa:kvHeads=2,merge=aligned,calibration=calib.txt' (repeatable)", (s: string, prev: string[] = []) => [...prev, s])
     .option('--bos', 'start every window with BOS and score all its text tokens')
     .option('--partial', 'also score the trailing window shorter than --context')
+    .option('--prefill-chunk <n>', 'feed each window in calls of at most n tokens (default: the dca chunk length, else whole windows)', positiveInt('--prefill-chunk'))
     .option('--tokenizer <folder>', 'model folder holding tokenizer.json (default: the model folder)')
     .option('--json', 'print {"ppl","tokens","context","windows"} as JSON')
     .action(

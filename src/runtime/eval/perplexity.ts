@@ -34,6 +34,8 @@ export interface WindowOptions {
   bos?: boolean;
   /** Also score the trailing window shorter than `context` (default false: full windows only). */
   partial?: boolean;
+  /** Feed each window in calls of at most this many tokens through the KV cache (memory O(T·n), not O(T²)). */
+  prefillChunk?: number;
   /** Called after each window with (done, total). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -102,8 +104,13 @@ export async function evaluatePerplexityIds(o: PerplexityIdsOptions): Promise<Pe
     let tokens = 0;
     for (const [i, input] of windows.entries()) {
       decoder.reset();
-      const { logits, vocab } = await decoder.step(input);
-      nll += windowNll(logits, vocab, input);
+      const chunk = o.prefillChunk ?? input.length;
+      // Score each call's rows as they come: row t predicts input[t + 1], which may be in the next call.
+      for (let start = 0; start < input.length; start += chunk) {
+        const end = Math.min(input.length, start + chunk);
+        const { logits, vocab } = await decoder.step(input.slice(start, end));
+        nll += windowNll(logits, vocab, input.slice(start, Math.min(input.length, end + 1)));
+      }
       tokens += input.length - 1;
       o.onProgress?.(i + 1, windows.length);
     }
