@@ -40,14 +40,18 @@ export function readSafetensors(path: string): Weights {
 export interface Positions {
   query(i: number, j: number): number;
   key(j: number): number;
+  /** Extra logit for (query i, key j), added after scaling. */
+  bias?(i: number, j: number): number;
 }
 
 export const ordinary: Positions = { query: (i) => i, key: (j) => j };
 
 /** DCA positions (algorithms.md §1.2): L = CS − LW; key j at j mod L; query by chunk distance. */
-export function dcaPositions(chunkSize: number, localWindow: number): Positions {
+export function dcaPositions(chunkSize: number, localWindow: number, interBias = 0): Positions {
   const L = chunkSize - localWindow;
   return {
+    // attnpatch's inter-chunk bias: −γ·ln(#inter chunks of the query) on inter keys.
+    bias: (i, j) => (Math.floor(i / L) - Math.floor(j / L) >= 2 ? -interBias * Math.log(Math.max(1, Math.floor(i / L) - 1)) : 0),
     key: (j) => j % L,
     query(i, j) {
       const dn = Math.floor(i / L) - Math.floor(j / L);
@@ -118,7 +122,7 @@ export function llamaForward(w: Weights, cfg: LlamaConfig, ids: readonly number[
           const kr = rope(head(k[j]!, kv), positions.key(j), theta);
           let s = 0;
           for (let t = 0; t < d; t++) s += qr[t]! * kr[t]!;
-          scores[j] = (s / Math.sqrt(d)) * logitScale;
+          scores[j] = (s / Math.sqrt(d)) * logitScale + (positions.bias?.(i, j) ?? 0);
           max = Math.max(max, scores[j]!);
         }
         let sum = 0;

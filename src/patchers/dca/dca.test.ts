@@ -102,6 +102,13 @@ describe('dca', () => {
     expect(maxAbs(await logitsInCalls(file, IDS, [40]), expected)).toBeLessThanOrEqual(1e-4);
   });
 
+  it('interBias γ adds −γ·ln(#inter chunks) to inter-chunk logits (one-shot and decode)', async () => {
+    const file = patched({ chunkSize: 12, localWindow: 4, interBias: 0.7 });
+    const expected = flat(llamaForward(weights, TINYSTORIES_CONFIG, IDS, dcaPositions(12, 4, 0.7)));
+    expect(maxAbs(await logitsInCalls(file, IDS, [40]), expected)).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsInCalls(file, IDS, [8, 8, 8, 8, 8]), expected)).toBeLessThanOrEqual(1e-4);
+  });
+
   it('composes after gqa (the GQA blocks are re-lowered; exact within CS + 1)', async () => {
     const file = patched({}, (m) => applyGqa(m));
     const v = await verifyModels(ONNX, file, { tokens: 16 });

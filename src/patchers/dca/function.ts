@@ -27,7 +27,7 @@ export const DCA_MIN_OPSET = 13;
 export const DCA_INPUTS = ['query', 'key', 'value', 'past_key', 'past_value', 'attention_mask', 'cos', 'sin'] as const;
 export const DCA_OUTPUTS = ['output', 'present_key', 'present_value', 'probs'] as const;
 /** Attributes a DualChunkAttention node passes (all required except temperature, trained_length). */
-export const DCA_ATTRIBUTES = ['num_heads', 'kv_num_heads', 'chunk_size', 'local_window', 'scale', 'temperature_coef', 'trained_length', 'float_type'] as const;
+export const DCA_ATTRIBUTES = ['num_heads', 'kv_num_heads', 'chunk_size', 'local_window', 'scale', 'temperature_coef', 'trained_length', 'float_type', 'inter_bias'] as const;
 
 export type RopeLayout = 'half' | 'interleaved';
 
@@ -87,7 +87,7 @@ export function buildDcaFunction(model: Model, layout: RopeLayout): OnnxFunction
   fn.opsetImports.set('', Math.max(model.opset('') ?? DCA_MIN_OPSET, DCA_MIN_OPSET));
   fn.attributeNames.push(...DCA_ATTRIBUTES);
   // Defaults: no temperature (the paper's setting), float32 activations.
-  fn.attributeDefaults.push(attr.float('temperature_coef', 0), attr.int('trained_length', 1), attr.int('float_type', DataType.FLOAT));
+  fn.attributeDefaults.push(attr.float('temperature_coef', 0), attr.int('trained_length', 1), attr.int('float_type', DataType.FLOAT), attr.float('inter_bias', 0));
   const b = new GraphBuilder(model, body, 'dca');
   const [query, key, value, pastKey, pastValue, mask, cosTable, sinTable] = DCA_INPUTS.map((n) => body.addInput(n));
 
@@ -144,6 +144,18 @@ export function buildDcaFunction(model: Model, layout: RopeLayout): OnnxFunction
   const byHead = b.op('Concat', [unsq(B), unsq(h), unsq(S), i64(-1)], { attributes: { axis: 0 } });
   const kT = b.op('Transpose', [presentKey], { attributes: { perm: [0, 1, 3, 2] } });
 
+  // Scale and optional temperature f(T)² with f = max(1, coef·ln(T / trained_length) + 1).
+  const tF = b.op('Cast', [T], { attributes: { to: DataType.FLOAT } });
+  const ratio = b.op('Div', [tF, b.op('Cast', [scalar('trained_length')], { attributes: { to: DataType.FLOAT } })]);
+  const f = b.op('Max', [b.op('Add', [b.op('Mul', [b.constRef('temperature_coef', 'float'), b.op('Log', [ratio])]), b.constFloat(1)]), b.constFloat(1)]);
+  // NOTE: Cast to the caller's float_type keeps one body for float32 and float16 models.
+  const toFloatType = (x: Value) => b.op('Cast', [x], { attributes: [attr.ref('to', 'float_type', 2)] });
+  // Optional inter-chunk bias: −γ·ln(#inter chunks) on every inter key's logit, so the many keys that share the
+  // capped inter positions get the attention budget of one chunk. Added before scaling, hence ÷ factor.
+  const gammaOverFactor = b.op('Div', [b.constRef('inter_bias', 'float'), b.op('Mul', [b.constRef('scale', 'float'), b.op('Mul', [f, f])])]);
+  const interBias = (bb: GraphBuilder, chunk: Value) =>
+    bb.op('Cast', [bb.op('Neg', [bb.op('Mul', [gammaOverFactor, bb.op('Log', [bb.op('Max', [bb.op('Cast', [bb.op('Sub', [chunk, bb.constInts([1], true)])], { attributes: { to: DataType.FLOAT } }), bb.constFloat(1)])])])])], { attributes: [attr.ref('to', 'float_type', 2)] });
+  const factor = toFloatType(b.op('Mul', [b.constRef('scale', 'float'), b.op('Mul', [f, f])]));
   // Which path: every query in one chunk n (then sections are contiguous key ranges), or not.
   const chunkOf = (x: Value) => b.op('Div', [x, L]);
   const lastPos = b.op('Sub', [T, b.constInts([1], true)]);
@@ -158,7 +170,8 @@ export function buildDcaFunction(model: Model, layout: RopeLayout): OnnxFunction
     const keys = (from: Value, to: Value) => sliced.op('Slice', [kT, from, to, sliced.constInts([3])]);
     const zero = sliced.constInts([0]);
     const part = (qx: Value, from: Value, to: Value) => sliced.op('MatMul', [sliced.op('Reshape', [qx, groupShape]), keys(from, to)]);
-    const all = sliced.op('Concat', [part(qInter, zero, u(succStart)), part(qSucc, u(succStart), u(intraStart)), part(qIntra, u(intraStart), u(T))], { attributes: { axis: -1 } });
+    const inter = sliced.op('Add', [part(qInter, zero, u(succStart)), interBias(sliced, n)]);
+    const all = sliced.op('Concat', [inter, part(qSucc, u(succStart), u(intraStart)), part(qIntra, u(intraStart), u(T))], { attributes: { axis: -1 } });
     sliced.graph.outputs.push(all);
   }
   const general = new GraphBuilder(model, new Graph('spanning_chunks'), 'dca', b.names);
@@ -168,9 +181,12 @@ export function buildDcaFunction(model: Model, layout: RopeLayout): OnnxFunction
     const dn = general.op('Sub', [general.op('Unsqueeze', [chunkOf(pos), general.constInts([1])]), general.op('Unsqueeze', [general.op('Div', [keyIdx, L]), general.constInts([0])])]);
     const sIntra = general.op('MatMul', [general.op('Reshape', [qIntra, groupShape]), kT]);
     const sSucc = general.op('MatMul', [general.op('Reshape', [qSucc, groupShape]), kT]);
-    const sInter = general.op('MatMul', [general.op('Reshape', [qInter, groupShape]), kT]);
+    // Per-query inter bias [G·S, 1] (queries grouped by KV head, like the scores).
+    const perQuery = general.op('Unsqueeze', [interBias(general, chunkOf(pos)), general.constInts([1])]);
+    const groups = general.op('Concat', [general.op('Div', [h, hkv]), general.constInts([1], true)].map((x) => general.op('Unsqueeze', [x, general.constInts([0])])), { attributes: { axis: 0 } });
+    const sInter = general.op('Add', [general.op('MatMul', [general.op('Reshape', [qInter, groupShape]), kT]), general.op('Tile', [perQuery, groups])]);
     // Scores are [B,Hkv,G·S,T]: tile dn over the G groups of queries.
-    const dnGrouped = general.op('Tile', [dn, general.op('Concat', [general.op('Div', [h, hkv]), general.constInts([1], true)].map((x) => general.op('Unsqueeze', [x, general.constInts([0])])), { attributes: { axis: 0 } })]);
+    const dnGrouped = general.op('Tile', [dn, groups]);
     const pick = general.op('Where', [
       general.op('Equal', [dnGrouped, general.constInts([0], true)]),
       sIntra,
@@ -182,13 +198,6 @@ export function buildDcaFunction(model: Model, layout: RopeLayout): OnnxFunction
   sliced.graph.owner = raw.producer;
   general.graph.owner = raw.producer;
 
-  // Scale and optional temperature f(T)² with f = max(1, coef·ln(T / trained_length) + 1).
-  const tF = b.op('Cast', [T], { attributes: { to: DataType.FLOAT } });
-  const ratio = b.op('Div', [tF, b.op('Cast', [scalar('trained_length')], { attributes: { to: DataType.FLOAT } })]);
-  const f = b.op('Max', [b.op('Add', [b.op('Mul', [b.constRef('temperature_coef', 'float'), b.op('Log', [ratio])]), b.constFloat(1)]), b.constFloat(1)]);
-  // NOTE: Cast to the caller's float_type keeps one body for float32 and float16 models.
-  const toFloatType = (x: Value) => b.op('Cast', [x], { attributes: [attr.ref('to', 'float_type', 2)] });
-  const factor = toFloatType(b.op('Mul', [b.constRef('scale', 'float'), b.op('Mul', [f, f])]));
   const scaled = b.op('Reshape', [b.op('Mul', [raw, factor]), byHead]); // [B,H,S,T]
 
   // Mask: causal (key index > query position) and padding (attention_mask == 0).

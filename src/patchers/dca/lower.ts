@@ -127,6 +127,7 @@ export function lowerToDca(block: AttentionBlock, ctx: DcaContext, params: DcaPa
         attr.float('temperature_coef', params.temperatureCoef),
         attr.int('trained_length', params.trainedLength),
         attr.int('float_type', dtype),
+        attr.float('inter_bias', params.interBias),
       ],
     }) as [Value, Value, Value];
     b.graph.replaceAllUsesWith(block.output, out);

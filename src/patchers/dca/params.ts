@@ -16,6 +16,11 @@ export interface DcaOptions {
   temperature?: Temperature;
   /** The context the model was trained on (default: config.json's max_position_embeddings). */
   trainedLength?: number;
+  /**
+   * Inter-chunk bias γ ≥ 0 (attnpatch's extension, default 0 = the paper): every inter-chunk key's logit gets
+   * −γ·ln(number of inter chunks), so the many keys sharing the capped inter positions share one chunk's budget.
+   */
+  interBias?: number;
   /** Throw instead of leaving blocks unpatched. */
   strict?: boolean;
 }
@@ -27,6 +32,7 @@ export interface DcaParams {
   trainedLength: number;
   temperature: Temperature;
   temperatureCoef: number;
+  interBias: number;
 }
 
 const usage = (message: string, field: string) => new AttnpatchError('USAGE', message, { field: `dca.${field}` });
@@ -48,5 +54,7 @@ export function dcaParams(o: DcaOptions, configLength?: number): DcaParams {
   if (localWindow >= chunkSize) throw usage(`localWindow ${localWindow} must be below chunkSize ${chunkSize}`, 'localWindow');
   const chunkLength = chunkSize - localWindow;
   if (chunkLength < 1) throw usage(`chunkSize − localWindow must be at least 1`, 'chunkSize');
-  return { chunkSize, localWindow, chunkLength, trainedLength: c, temperature, temperatureCoef: TEMPERATURE_COEF[temperature] };
+  const interBias = o.interBias ?? 0;
+  if (typeof interBias !== 'number' || !(interBias >= 0)) throw usage(`dca option interBias must be a number ≥ 0, got ${String(interBias)}`, 'interBias');
+  return { chunkSize, localWindow, chunkLength, trainedLength: c, temperature, temperatureCoef: TEMPERATURE_COEF[temperature], interBias };
 }
