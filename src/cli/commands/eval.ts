@@ -12,6 +12,7 @@ import { applyPatches, type PatchSpec } from '../../patchers/spec.js';
 import { resolveCalibration } from '../../runtime/eval/calibrate.js';
 import { evaluatePerplexity, type PerplexityResult } from '../../runtime/eval/perplexity.js';
 import { locateModel, patchContextOf, readConfig } from '../../runtime/model-folder.js';
+import { evaluatePasskey, type PasskeyResult } from '../../runtime/eval/passkey.js';
 import { progress } from '../progress.js';
 import { runCommand } from '../run.js';
 
@@ -94,7 +95,7 @@ function positiveInt(name: string) {
 }
 
 export function register(program: Command): void {
-  const evalCmd = program.command('eval').description('measure model quality (perplexity)');
+  const evalCmd = program.command('eval').description('measure model quality (perplexity, passkey retrieval)');
   evalCmd
     .command('ppl')
     .description('perplexity on a text in non-overlapping windows of --context tokens (ONNX Runtime, CPU)')
@@ -117,4 +118,39 @@ export function register(program: Command): void {
         process.stdout.write(`${out}\n`);
       }),
     );
+  evalCmd
+    .command('passkey')
+    .description('passkey retrieval at a context length, plus the attention mass the final query puts on the key')
+    .argument('<model>', 'a transformers.js model folder')
+    .requiredOption('--context <n>', 'prompt length in tokens', positiveInt('--context'))
+    .option('--depth <x>', 'where the key sits, 0 (start) … 1 (end)', '0.5')
+    .option('--patch <spec>', 'apply a patch in memory first (repeatable)', (s: string, prev: string[] = []) => [...prev, s])
+    .option('--json', 'print the full result as JSON')
+    .action(
+      runCommand(async (model: string, options: { context: number; depth: string; patch?: string[]; json?: boolean }) => {
+        const r = await evalPasskey(model, options);
+        const best = r.keyMass.reduce((a, b) => (b.mass > a.mass ? b : a), { layer: -1, mass: 0 });
+        const out = options.json
+          ? JSON.stringify(r, null, 2)
+          : `key ${r.key} ${r.retrieved ? 'retrieved' : 'not retrieved'} (generated ${JSON.stringify(r.generated)}); ${r.promptTokens} prompt tokens; attention mass on the key: ${r.keyMass.map((k) => `layer ${k.layer} ${(k.mass * 100).toFixed(2)}%`).join(', ')} (uniform ${(r.uniformMass * 100).toFixed(2)}%; best ×${(best.mass / r.uniformMass).toFixed(2)})`;
+        process.stdout.write(`${out}\n`);
+      }),
+    );
+}
+
+/** `eval passkey`: patches in memory (DCA prompts are fed chunk by chunk) and runs the test. */
+export async function evalPasskey(model: string, options: { context: number; depth: string; patch?: string[] }): Promise<PasskeyResult> {
+  const location = locateModel(model);
+  const m = loadModelFile(location.file);
+  let prefillChunk: number | undefined;
+  for (const report of applyPatches(m, [...(options.patch ?? [])], patchContextOf(readConfig(location)))) {
+    if (typeof report.details?.chunkLength === 'number') prefillChunk = report.details.chunkLength;
+  }
+  return evaluatePasskey({
+    model: m,
+    tokenizerFolder: tokenizerFolder(model, undefined),
+    context: options.context,
+    depth: Number(options.depth),
+    ...(prefillChunk !== undefined ? { prefillChunk } : {}),
+  });
 }

@@ -116,8 +116,9 @@ export function lowerToDca(block: AttentionBlock, ctx: DcaContext, params: DcaPa
     if (elemType(mask) !== DataType.INT64) mask64 = b.op('Cast', [mask], { attributes: { to: DataType.INT64 } });
     const [out, presentKey, presentValue] = b.op('DualChunkAttention' + (layout === 'half' ? '' : 'Interleaved'), [...qkv, block.past.key, block.past.value, mask64, t.cos, t.sin], {
       domain: DCA_DOMAIN,
-      // NOTE: ORT wants every function output named on the call; '' leaves the debug probabilities off.
-      outputs: [b.names.fresh('dca/output'), b.names.fresh('dca/present_key'), b.names.fresh('dca/present_value'), ''],
+      // NOTE: ORT wants every function output named on the call. The probabilities are the softmax the op computes
+      // anyway; naming them costs nothing and lets a debug run expose them as a graph output.
+      outputs: [b.names.fresh('dca/output'), b.names.fresh('dca/present_key'), b.names.fresh('dca/present_value'), b.names.fresh('dca/probs')],
       attributes: [
         attr.int('num_heads', block.numHeads),
         attr.int('kv_num_heads', block.numKvHeads),
