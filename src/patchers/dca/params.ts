@@ -13,7 +13,8 @@ export const TEMPERATURE_COEF: Readonly<Record<Temperature, number>> = Object.fr
 export interface DcaOptions {
   chunkSize?: number;
   localWindow?: number;
-  temperature?: Temperature;
+  /** Attention temperature: a named schedule, or the coefficient a of f = max(1, a·ln(T/c) + 1) directly. */
+  temperature?: Temperature | number;
   /** The context the model was trained on (default: config.json's max_position_embeddings). */
   trainedLength?: number;
   /**
@@ -30,7 +31,7 @@ export interface DcaParams {
   localWindow: number;
   chunkLength: number;
   trainedLength: number;
-  temperature: Temperature;
+  temperature: Temperature | number;
   temperatureCoef: number;
   interBias: number;
 }
@@ -49,12 +50,15 @@ export function dcaParams(o: DcaOptions, configLength?: number): DcaParams {
   const chunkSize = whole(o.chunkSize ?? Math.floor((3 * c) / 4), 'chunkSize');
   const localWindow = whole(o.localWindow ?? Math.floor(c / 8), 'localWindow');
   const temperature = o.temperature ?? 'none';
-  if (!(temperature in TEMPERATURE_COEF)) throw usage(`dca option temperature must be one of ${Object.keys(TEMPERATURE_COEF).join(', ')}; got ${String(temperature)}`, 'temperature');
+  const numeric = typeof temperature === 'number';
+  if (numeric ? !(temperature >= 0) : !(temperature in TEMPERATURE_COEF)) {
+    throw usage(`dca option temperature must be one of ${Object.keys(TEMPERATURE_COEF).join(', ')} or a coefficient ≥ 0; got ${String(temperature)}`, 'temperature');
+  }
   if (chunkSize >= c) throw usage(`chunkSize ${chunkSize} must be below the trained length ${c} (positions reach chunkSize; default ⌊3c/4⌋ = ${Math.floor((3 * c) / 4)})`, 'chunkSize');
   if (localWindow >= chunkSize) throw usage(`localWindow ${localWindow} must be below chunkSize ${chunkSize}`, 'localWindow');
   const chunkLength = chunkSize - localWindow;
   if (chunkLength < 1) throw usage(`chunkSize − localWindow must be at least 1`, 'chunkSize');
   const interBias = o.interBias ?? 0;
   if (typeof interBias !== 'number' || !(interBias >= 0)) throw usage(`dca option interBias must be a number ≥ 0, got ${String(interBias)}`, 'interBias');
-  return { chunkSize, localWindow, chunkLength, trainedLength: c, temperature, temperatureCoef: TEMPERATURE_COEF[temperature], interBias };
+  return { chunkSize, localWindow, chunkLength, trainedLength: c, temperature, temperatureCoef: numeric ? temperature : TEMPERATURE_COEF[temperature], interBias };
 }
