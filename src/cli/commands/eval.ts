@@ -132,7 +132,7 @@ export function register(program: Command): void {
         const best = r.keyMass.reduce((a, b) => (b.mass > a.mass ? b : a), { layer: -1, mass: 0 });
         const out = options.json
           ? JSON.stringify(r, null, 2)
-          : `key ${r.key} ${r.retrieved ? 'retrieved' : 'not retrieved'} (generated ${JSON.stringify(r.generated)}); ${r.promptTokens} prompt tokens; attention mass on the key: ${r.keyMass.map((k) => `layer ${k.layer} ${(k.mass * 100).toFixed(2)}%`).join(', ')} (uniform ${(r.uniformMass * 100).toFixed(2)}%; best ×${(best.mass / r.uniformMass).toFixed(2)})`;
+          : `key ${r.key} ${r.retrieved ? 'retrieved' : 'not retrieved'} (generated ${JSON.stringify(r.generated)}); ${r.promptTokens} prompt tokens; attention mass on the key: ${r.keyMass.map((k) => `layer ${k.layer} ${(k.mass * 100).toFixed(2)}% (lift ×${k.lift.toFixed(2)})`).join(', ')} (uniform ${(r.uniformMass * 100).toFixed(2)}%; best ×${(best.mass / r.uniformMass).toFixed(2)})`;
         process.stdout.write(`${out}\n`);
       }),
     );

@@ -39,8 +39,12 @@ export interface PasskeyResult {
   promptTokens: number;
   /** Token positions of the key's digits in the prompt. */
   keyPositions: [number, number];
-  /** Per layer: attention mass of the final query on the key's tokens, mean over heads. */
-  keyMass: { layer: number; mass: number }[];
+  /**
+   * Per layer: attention mass of the final query on the key's tokens (mean over heads), and its lift: mass per
+   * key token ÷ mass per token of the filler within 128 tokens around the key. Lift > 1 means attention singles
+   * the key out of its surroundings; it does not change when all distant tokens are down-weighted alike.
+   */
+  keyMass: { layer: number; mass: number; lift: number }[];
   /** What uniform attention would put on those tokens (for scale). */
   uniformMass: number;
 }
@@ -77,7 +81,14 @@ export async function evaluatePasskey(o: PasskeyOptions): Promise<PasskeyResult>
     const chunk = o.prefillChunk ?? ids.length;
     let last: Awaited<ReturnType<OrtDecoder['step']>> | undefined;
     for (let s = 0; s < ids.length; s += chunk) last = await decoder.step(ids.slice(s, s + chunk));
-    const keyMass = layers.map((layer) => ({ layer, mass: massOnKey(last!.outputs[`${PROBS_PREFIX}${layer}`], span) }));
+    const keyMass = layers.map((layer) => {
+      const probs = last!.outputs[`${PROBS_PREFIX}${layer}`];
+      const mass = massOn(probs, span);
+      const near: [number, number] = [Math.max(0, span[0] - 128), Math.min(ids.length, span[1] + 128)];
+      const around = massOn(probs, near) - mass;
+      const lift = mass / (span[1] - span[0]) / (around / (near[1] - near[0] - (span[1] - span[0])));
+      return { layer, mass, lift };
+    });
     const tok = await loadTokenizer(o.tokenizerFolder);
     const out: number[] = [];
     let next = argmax(last!.logits, last!.vocab, last!.logits.length / last!.vocab - 1);
@@ -93,8 +104,8 @@ export async function evaluatePasskey(o: PasskeyOptions): Promise<PasskeyResult>
   }
 }
 
-/** Mean over heads of Σ_{key positions} probs[0, h, last query, j]. */
-function massOnKey(t: { dims: readonly number[]; data: unknown } | undefined, [from, to]: [number, number]): number {
+/** Mean over heads of Σ_{j ∈ [from, to)} probs[0, h, last query, j]. */
+function massOn(t: { dims: readonly number[]; data: unknown } | undefined, [from, to]: [number, number]): number {
   if (!t) return NaN;
   const [, heads, s, total] = t.dims as [number, number, number, number];
   const data = t.data as Float32Array;
