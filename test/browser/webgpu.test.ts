@@ -342,6 +342,19 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser: attnpatch pipeline on WebGPU
     expect(run.text).toBe(cpu.text);
   }, RUN_MS + 60_000);
 
+  it('dca (chunk 12, window 4: L = 8) on WebGPU: a prompt + generation spanning several chunks gives the Node CPU tokens', async () => {
+    const spec = ['dca:chunkSize=12,localWindow=4'];
+    const cpu = await nodeCpu(spec);
+    const run = await runInPage(spec);
+    console.info(`dca webgpu: load ${run.loadMs} ms, generate ${run.generateMs} ms\ndca webgpu ids: ${run.newIds.join(' ')}\nnode cpu ids:   ${cpu.newIds.join(' ')}`);
+    expect(run.reports[0]!.reports[0]).toMatchObject({ patch: 'dca', left: [] });
+    expect(run.reports[0]!.reports[0]!.patched.map((p) => p.to)).toEqual([expect.stringMatching(/^DualChunkAttention/), expect.stringMatching(/^DualChunkAttention/)]);
+    // Prompt + 16 new tokens cover at least three chunks of 8 tokens.
+    expect(run.promptIds.length + run.newIds.length).toBeGreaterThan(3 * 8);
+    expect(run.promptIds).toEqual(cpu.promptIds);
+    expect(run.newIds, `DCA WebGPU tokens differ from Node CPU\nwebgpu: ${run.text}\ncpu:    ${cpu.text}`).toEqual(cpu.newIds);
+  }, RUN_MS + 60_000);
+
   it('unpatched on WebGPU (comparison): transformers.js alone, no GroupQueryAttention in the graph', async () => {
     const run = await runInPage(undefined);
     const cpu = cpuPlain;
