@@ -1,20 +1,13 @@
 /** load → save through the IR is byte-identical for every shared fixture, external data included. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { saveModelToBytes } from '../../src/graph/io/bytes.js';
 import { loadModelFile, saveModelFile } from '../../src/graph/io/fs.js';
 import { ExternalTensor } from '../../src/graph/serde/proto-tensor.js';
-import { SHARED_MODELS } from '../support/paths.js';
+import { onnxFiles, SHARED_MODELS } from '../support/paths.js';
 
-function onnxFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) return onnxFiles(p);
-    return e.endsWith('.onnx') ? [p] : [];
-  });
-}
 
 const out = mkdtempSync(join(tmpdir(), 'attnpatch-rt-'));
 afterAll(() => rmSync(out, { recursive: true, force: true }));

@@ -1,20 +1,12 @@
 /** After load → save the model still runs in onnxruntime-node with identical outputs. */
-import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveModelToBytes } from '../../src/graph/io/bytes.js';
 import { loadModelFile } from '../../src/graph/io/fs.js';
 import { ExternalTensor } from '../../src/graph/serde/proto-tensor.js';
 import { makeFeeds, maxAbsDiff, runOrt } from '../support/feeds.js';
-import { SHARED_MODELS } from '../support/paths.js';
+import { onnxFiles, SHARED_MODELS } from '../support/paths.js';
 
-function onnxFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) return onnxFiles(p);
-    return e.endsWith('.onnx') ? [p] : [];
-  });
-}
 
 describe('load → save → run on onnxruntime-node', () => {
   // The Qwen3.5 graph has no weights and cannot run.

@@ -1,18 +1,11 @@
 /** Decode → encode of every .onnx under ../shared/models is byte-identical, and weights are views. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeModelProto } from '../../src/graph/serde/decode.js';
 import { concatChunks, encodeMessage } from '../../src/graph/serde/encode.js';
-import { SHARED_MODELS } from '../support/paths.js';
+import { onnxFiles, SHARED_MODELS } from '../support/paths.js';
 
-function onnxFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) return onnxFiles(p);
-    return e.endsWith('.onnx') ? [p] : [];
-  });
-}
 
 describe('protobuf round trip', () => {
   const files = onnxFiles(SHARED_MODELS);

@@ -6,6 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { DataType } from '../../src/graph/ir/dtype.js';
 import type { Graph } from '../../src/graph/ir/graph.js';
+import { halfToFloat } from '../../src/graph/tensor/decode.js';
 
 export interface FeedOptions {
   batch?: number;
@@ -77,7 +78,7 @@ export async function runOrt(model: string | Uint8Array, feeds: Record<string, o
     for (const [k, t] of Object.entries(out)) {
       const d = t.data;
       const data =
-        d instanceof Float32Array ? d : d instanceof Uint16Array ? Float32Array.from(d, halfBits) : Float32Array.from(d as ArrayLike<number | bigint>, Number);
+        d instanceof Float32Array ? d : d instanceof Uint16Array ? Float32Array.from(d, halfToFloat) : Float32Array.from(d as ArrayLike<number | bigint>, Number);
       result[k] = { dims: t.dims, data };
     }
     return result;
@@ -86,14 +87,6 @@ export async function runOrt(model: string | Uint8Array, feeds: Record<string, o
   }
 }
 
-function halfBits(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** Largest absolute difference between two runs' outputs of the same names. */
 export function maxAbsDiff(a: Record<string, { data: Float32Array }>, b: Record<string, { data: Float32Array }>, names = Object.keys(a)): number {

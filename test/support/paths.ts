@@ -1,5 +1,5 @@
 /** Where tests find the shared fixtures: ../shared/models beside the repo (CI lays it there). */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,3 +12,12 @@ if (!existsSync(SHARED_MODELS)) {
 
 /** Absolute path of a file under ../shared/models. */
 export const shared = (...parts: string[]): string => join(SHARED_MODELS, ...parts);
+
+/** Every .onnx file under a folder (default: all shared fixtures), depth first. */
+export function onnxFiles(dir: string = SHARED_MODELS): string[] {
+  return readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) return onnxFiles(p);
+    return e.endsWith('.onnx') ? [p] : [];
+  });
+}

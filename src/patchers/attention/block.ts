@@ -139,8 +139,3 @@ export interface LiftRule {
 export interface LiftContext {
   readonly model: import('../../graph/ir/model.js').Model;
 }
-
-/** Bytes per token of K and V cache for one block, from the lifted shape and a dtype size. */
-export function kvBytesPerToken(b: AttentionBlock, bytesPerElement: number): number {
-  return 2 * b.numKvHeads * b.headDim * bytesPerElement;
-}
