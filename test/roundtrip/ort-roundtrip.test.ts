@@ -1,5 +1,4 @@
 /** After load → save the model still runs in onnxruntime-node with identical outputs. */
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveModelToBytes } from '../../src/graph/io/bytes.js';
 import { loadModelFile } from '../../src/graph/io/fs.js';

@@ -1,6 +1,5 @@
 /** Decode → encode of every .onnx under ../shared/models is byte-identical, and weights are views. */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeModelProto } from '../../src/graph/serde/decode.js';
 import { concatChunks, encodeMessage } from '../../src/graph/serde/encode.js';
