@@ -115,6 +115,21 @@ describe('dca', () => {
     expect(v.maxAbsDiff).toBeLessThanOrEqual(1e-4);
   });
 
+  for (const [folder, bound] of [['tiny-random-llama-fp32-gqa', 1e-4], ['tiny-random-llama-fp16-mha', 2e-3]] as const) {
+    it(`${folder}: fused blocks (built-in rotary / RotaryEmbedding nodes) lower to DCA, exact within CS + 1`, async () => {
+      const file = shared(folder, 'model.onnx');
+      const m = loadModelFile(file);
+      const report = applyDca(m, { trainedLength: 64 }); // CS 48, LW 8
+      expect(report.left).toEqual([]);
+      expect(report.patched).toHaveLength(2);
+      const out = join(tmp, `${folder}.onnx`);
+      saveModelFile(m, out);
+      const v = await verifyModels(file, out, { tokens: 40, prompt: [1, 2, 3, 4, 5, 6, 7, 8] });
+      expect(v.maxAbsDiff).toBeLessThanOrEqual(bound);
+      expect(v.greedyMatch).toBe(true);
+    });
+  }
+
   it('gqa after dca says why it cannot, and inspect lifts the DCA calls', () => {
     const m = loadModelFile(ONNX);
     applyDca(m, {}, 512);
