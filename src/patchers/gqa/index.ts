@@ -110,6 +110,8 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
     report.warnings.push(`gqa: merging KV heads to ${options.kvHeads} ${how} K/V projections; quality drops without fine-tuning — measure it (attnpatch eval ppl)`);
   }
   if (options.window !== undefined) report.warnings.push(`gqa: a ${options.window}-token sliding window drops attention to older tokens`);
+  const caveat = gqaCapabilities(options.target).caveat;
+  if (caveat && report.patched.some((p) => p.from !== 'gqa')) report.warnings.push(`gqa: ${caveat}`);
   eliminateDeadCode(model);
   toposort.run(model);
   enforceStrict(report, options.strict);
