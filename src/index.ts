@@ -7,4 +7,5 @@ export { pipeline, type PatchOptions } from './runtime/transformers/pipeline.js'
 export { loadModel, patchModel, saveModel, inspect } from './api.js';
 export * from './graph/index.js';
 export * from './patchers/index.js';
+export * from './recipes/index.js';
 export { AttnpatchError, isAttnpatchError, ERROR_CODES, type ErrorCode, type ErrorWhere } from './errors.js';

@@ -7,13 +7,14 @@ import { Command } from 'commander';
 import { register as registerConvert } from './commands/convert.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerInspect } from './commands/inspect.js';
+import { register as registerRecipes } from './commands/recipes.js';
 import { register as registerVerify } from './commands/verify.js';
 
 // NOTE: ../../package.json is the package root both from src/cli (tests) and from dist/cli (built).
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: readonly ((program: Command) => void)[] = [registerInspect, registerConvert, registerVerify, registerEval];
+const COMMANDS: readonly ((program: Command) => void)[] = [registerInspect, registerConvert, registerVerify, registerEval, registerRecipes];
 
 /** A fresh program with every command registered; tests drive it in-process. */
 export function createProgram(): Command {

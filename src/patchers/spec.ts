@@ -6,6 +6,7 @@ import { AttnpatchError } from '../errors.js';
 import type { Model } from '../graph/ir/model.js';
 import { applyDca, type DcaOptions } from './dca/index.js';
 import { applyGqa, type GqaOptions } from './gqa/index.js';
+import { applyMla, type MlaOptions } from './mla/index.js';
 import type { PatchReport } from './patch.js';
 
 /** A patch by name, with options. */
@@ -28,6 +29,7 @@ type PatchFn = (model: Model, options: Record<string, unknown>, context: PatchCo
 export const PATCHES: Readonly<Record<string, PatchFn>> = Object.freeze({
   gqa: (model, options) => applyGqa(model, options as GqaOptions),
   dca: (model, options, context) => applyDca(model, options as DcaOptions, context.maxPositionEmbeddings),
+  mla: (model, options) => applyMla(model, options as MlaOptions),
 });
 
 function scalar(s: string): unknown {

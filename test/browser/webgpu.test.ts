@@ -10,6 +10,7 @@
  */
 import { env } from '@huggingface/transformers';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +128,15 @@ function findPackage(name: string, fromDir: string): string {
   }
 }
 
+/** Where the page imports ml-matrix from: a module that loads the UMD build and re-exports its names. */
+const ML_MATRIX_SHIM = '/__attnpatch_test__/ml-matrix.mjs';
+
+function mlMatrixShim(): string {
+  const umd = `/${relative(REPO_ROOT, join(findPackage('ml-matrix', REPO_ROOT), 'matrix.umd.js')).split(sep).join('/')}`;
+  const names = Object.keys(createRequire(import.meta.url)('ml-matrix') as object).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
+  return [`import '${umd}';`, 'const m = globalThis.mlMatrix;', ...names.map((n) => `export const ${n} = m.${n};`), 'export default m;'].join('\n');
+}
+
 /** The import map: attnpatch's browser entry, transformers.js's web build and the ORT packages *it* resolves. */
 function importMap(): { map: { imports: Record<string, string> }; versions: Record<string, string> } {
   const url = (file: string): string => {
@@ -148,6 +158,10 @@ function importMap(): { map: { imports: Record<string, string> }; versions: Reco
         // default): the native WebGPU EP build. Its wasm files come from the same dist/ (page: wasmPaths).
         'onnxruntime-web/webgpu': url(join(ortWeb, 'dist', 'ort.webgpu.bundle.min.mjs')),
         'onnxruntime-common': url(join(ortCommon, 'dist', 'esm', 'index.js')),
+        // attnpatch's own dependency ml-matrix (the mla patch's linear algebra) ships no browser ESM entry a page can
+        // import without a bundler: a virtual module re-exports its UMD build (see ML_MATRIX_SHIM).
+        'ml-matrix': ML_MATRIX_SHIM,
+        zod: url(join(findPackage('zod', REPO_ROOT), 'index.js')), // zod ships browser-ready ESM
       },
     },
     versions: { transformers: version(transformers), 'onnxruntime-web': version(ortWeb), 'onnxruntime-common': version(ortCommon) },
@@ -264,7 +278,9 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser: attnpatch pipeline on WebGPU
     const { map, versions: v } = importMap();
     versions = v;
     const html = readFileSync(join(REPO_ROOT, PAGE), 'utf8').replace('__IMPORT_MAP__', JSON.stringify(map));
-    server = await serveStatic(REPO_ROOT, { virtual: { [PAGE]: { type: 'text/html; charset=utf-8', body: html } } });
+    server = await serveStatic(REPO_ROOT, {
+      virtual: { [PAGE]: { type: 'text/html; charset=utf-8', body: html }, [ML_MATRIX_SHIM]: { type: 'text/javascript', body: mlMatrixShim() } },
+    });
     userDataDir = mkdtempSync(join(tmpdir(), 'attnpatch-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS });
     const origin = server.origin;

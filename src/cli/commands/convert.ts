@@ -1,24 +1,39 @@
-/** @file `attnpatch convert <in> -o <out> [--patch SPEC]...`: load a model (file or folder), patch it, write it. */
+/**
+ * @file `attnpatch convert <in> -o <out> [--patch SPEC]... [--recipe auto|NAME|FILE]`: load a model (file or folder),
+ * patch it, write it. With a recipe (or `--patch auto`) the patches are checked against the family's recipe and get
+ * its defaults; without `--patch`, the recipe's default patches are applied.
+ */
 import type { Command } from 'commander';
 import { inspectModel } from '../../patchers/inspect.js';
 import type { PatchReport } from '../../patchers/patch.js';
-import { applyPatches, parsePatchSpec, specKey } from '../../patchers/spec.js';
-import { loadLocated, patchContextOf, readConfig, writeModelLike } from '../../runtime/model-folder.js';
+import { applyPatches, parsePatchSpec, specKey, type PatchSpec } from '../../patchers/spec.js';
+import { checkForms, isAuto, type RecipePlan } from '../../recipes/plan.js';
+import { recipePlan } from '../../recipes/select.js';
+import { loadLocated, locateModel, patchContextOf, readConfig, writeModelLike } from '../../runtime/model-folder.js';
 import { bytes } from '../format.js';
 import { runCommand } from '../run.js';
 
-export type ConvertOptions = { readonly output: string; readonly patch?: string[]; readonly json?: boolean };
+export type ConvertOptions = { readonly output: string; readonly patch?: string[]; readonly recipe?: string; readonly json?: boolean };
 
 /** Metadata keys stamped on patched models (read back by `verify`). */
 export const META_PATCHES = 'ai.attnpatch.patches';
 export const META_LOSSY = 'ai.attnpatch.lossy';
 
 export async function convert(input: string, options: ConvertOptions): Promise<void> {
-  const specs = options.patch ?? [];
-  specs.forEach(parsePatchSpec);
+  let specs: readonly PatchSpec[] = options.patch ?? [];
+  const auto = isAuto(specs);
+  if (!auto) specs.forEach(parsePatchSpec);
+  // A recipe refuses what it can from config.json before the model loads, and the rest once its blocks are lifted.
+  const config = readConfig(locateModel(input));
+  let plan: RecipePlan | undefined;
+  if (options.recipe !== undefined || auto) plan = await recipePlan(options.recipe ?? 'auto', config, specs.length ? specs : undefined, input);
   const { model, location } = loadLocated(input);
   const before = inspectModel(model);
-  const reports: PatchReport[] = applyPatches(model, specs, patchContextOf(readConfig(location)));
+  if (plan) {
+    checkForms(plan, before.attention.map((b) => b.form));
+    specs = plan.specs;
+  }
+  const reports: PatchReport[] = applyPatches(model, specs, patchContextOf(config));
   if (specs.length) {
     model.metadata.set(META_PATCHES, specKey(specs));
     model.metadata.set(META_LOSSY, String(reports.some((r) => r.lossy)));
@@ -29,6 +44,7 @@ export async function convert(input: string, options: ConvertOptions): Promise<v
     input: location.file,
     output: target.file,
     blocks: before.attention.length,
+    ...(plan ? { recipe: { name: plan.recipe.name, auto: plan.auto, trainedLength: plan.trainedLength ?? null, window: plan.window ?? null } } : {}),
     patches: reports.map((r) => ({ patch: r.patch, patched: r.patched, left: r.left, warnings: r.warnings, lossy: r.lossy })),
     notLifted: before.unsupported,
     kvCacheBytesPerToken: { before: before.kvCacheBytesPerToken, after: after.kvCacheBytesPerToken },
@@ -38,12 +54,14 @@ export async function convert(input: string, options: ConvertOptions): Promise<v
     return;
   }
   const lines = [`wrote ${target.file}`];
+  if (plan) lines.push(`  recipe ${plan.recipe.name}: ${plan.auto ? 'default patches' : 'checked'} ${reports.map((r) => r.patch).join(' → ') || '(none)'}`);
   for (const r of reports) {
     lines.push(`  ${r.patch}: ${r.patched.length} of ${before.attention.length} blocks patched${r.lossy ? ' (lossy)' : ''}`);
     for (const l of r.left) lines.push(`    left layer ${l.layer} (${l.form}): ${l.reason}`);
     for (const w of r.warnings) lines.push(`    warning: ${w}`);
   }
   if (!specs.length) lines.push(`  no patches: ${before.attention.length} attention blocks copied unchanged`);
+  if (plan && !specs.length) lines.push(`  (recipe ${plan.recipe.name} has no default patches; see \`attnpatch recipes show ${plan.recipe.name}\`)`);
   lines.push(`  KV cache: ${bytes(report.kvCacheBytesPerToken.before)} → ${bytes(report.kvCacheBytesPerToken.after)} per token`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -57,6 +75,7 @@ export function register(program: Command): void {
     .argument('<in>', 'a .onnx file or a transformers.js model folder')
     .requiredOption('-o, --output <out>', 'where to write the patched model')
     .option('-p, --patch <spec>', 'a patch to apply, e.g. gqa, gqa:kvHeads=2,window=256, dca or dca:chunkSize=384,localWindow=64 (repeatable; applied in order)', collect)
+    .option('-r, --recipe <recipe>', "check the patches against a recipe and add its defaults: auto (matched from config.json), a built-in name or a recipe .json; without --patch, apply its default patches (also: --patch auto)")
     .option('--json', 'print a JSON report instead of text')
     .action(runCommand((input: string, options: ConvertOptions) => convert(input, options)));
 }

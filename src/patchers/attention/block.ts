@@ -16,7 +16,8 @@ export type AttentionForm =
   | 'gqa' // com.microsoft GroupQueryAttention
   | 'ort-attention' // com.microsoft Attention (legacy ORT-fused GPT-2, stacked past)
   | 'onnx-attention' // ONNX opset-23/24 standard Attention (+ RotaryEmbedding)
-  | 'dca'; // attnpatch's own ai.attnpatch DualChunkAttention (a model already patched with dca)
+  | 'dca' // attnpatch's own ai.attnpatch DualChunkAttention (a model already patched with dca)
+  | 'mla'; // attnpatch's own ai.attnpatch LatentAttention (a model already patched with mla)
 
 /** 4-bit (or n-bit) blockwise quantized weight of a com.microsoft MatMulNBits node. */
 export interface NBitsQuant {

@@ -99,6 +99,9 @@ export function lowerToDca(block: AttentionBlock, ctx: DcaContext, params: DcaPa
   if (!block.past || !block.present) return { ok: false, reason: 'it has no past/present cache in the graph' };
   if (!block.rope) return { ok: false, reason: 'it has no rotary position embedding for DCA to remap' };
   if ((b.model.opset('') ?? 0) < DCA_MIN_OPSET) return { ok: false, reason: `the model's opset ${b.model.opset('')} is below ${DCA_MIN_OPSET}, which the DCA function needs` };
+  // Quirks the DCA function does not reproduce: lowering would silently drop them.
+  const quirk = block.notes.find((n) => /^(sliding-window=|softcap=|smooth-softmax|head-sink)/.test(n));
+  if (quirk) return { ok: false, reason: `it has ${quirk}, which Dual Chunk Attention would drop` };
   const mask = b.graph.input('attention_mask');
   if (!mask) return { ok: false, reason: 'the graph has no attention_mask input' };
   const qkv = unrotated(b, block);

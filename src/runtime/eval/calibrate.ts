@@ -1,7 +1,9 @@
 /**
- * @file Calibration for the aligned KV-head merge (`gqa` with `merge: 'aligned'`): runs the original model on
- * calibration text with ONNX Runtime, its k and v projection outputs exposed as extra graph outputs, and keeps
- * their second moments (the Gram matrix Σ yᵀy per projection, float64) — all align.ts needs.
+ * @file Calibration statistics collected by running the original model on calibration text with ONNX Runtime, the
+ * activations of interest exposed as extra graph outputs, keeping their second moments (the Gram matrix Σ yᵀy per
+ * value, float64):
+ * - the k and v projection outputs, for the aligned KV-head merge (`gqa` with `merge: 'aligned'`, align.ts);
+ * - each block's input hidden states (what the q/k/v projections read), for activation-aware `mla` factorization.
  *
  * The model is not changed: the extra outputs are added only while the model is encoded to bytes.
  */
@@ -44,6 +46,17 @@ function kvOutputs(model: Model): Value[] {
   return out;
 }
 
+/** The input of every block's projections (normed hidden states), which MLA calibration exposes. */
+function hiddenOutputs(model: Model): Value[] {
+  const out: Value[] = [];
+  for (const block of liftAttention(model).blocks) if (block.hidden && !out.includes(block.hidden)) out.push(block.hidden);
+  return out;
+}
+
+/** Which activations a calibration collects. */
+export type CalibrationKind = 'kv' | 'hidden';
+const EXPOSED: Readonly<Record<CalibrationKind, (model: Model) => Value[]>> = Object.freeze({ kv: kvOutputs, hidden: hiddenOutputs });
+
 /** Adds `Σ_t y_tᵀ y_t` of a [.., S, n] float32 activation to `gram` ([n, n], upper triangle then mirrored). */
 function accumulate(gram: Float64Array, y: Float32Array, n: number): void {
   const rows = y.length / n;
@@ -63,12 +76,22 @@ function mirror(gram: Float64Array, n: number): void {
 }
 
 /** Collects k/v projection Gram matrices of `model` over calibration token ids. */
-export async function collectKvCalibration(o: CalibrationOptions): Promise<KvCalibration> {
+export function collectKvCalibration(o: CalibrationOptions): Promise<KvCalibration> {
+  return collectGrams(o, 'kv');
+}
+
+/** Collects the Gram matrix of each attention block's input hidden states (for `mla` with method asvd). */
+export function collectHiddenCalibration(o: CalibrationOptions): Promise<KvCalibration> {
+  return collectGrams(o, 'hidden');
+}
+
+/** Gram matrices of the activations of one kind over calibration token ids. */
+async function collectGrams(o: CalibrationOptions, kind: CalibrationKind): Promise<KvCalibration> {
   const context = o.context ?? 512;
   const budget = o.tokens ?? 16384;
   const windows = planWindows(o.ids.slice(0, budget), { context, partial: true });
-  const exposed = kvOutputs(o.model);
-  if (exposed.length === 0) throw new AttnpatchError('UNSUPPORTED', 'no separate k/v projection outputs to calibrate on');
+  const exposed = EXPOSED[kind](o.model);
+  if (exposed.length === 0) throw new AttnpatchError('UNSUPPORTED', kind === 'kv' ? 'no separate k/v projection outputs to calibrate on' : 'no attention block inputs to calibrate on');
   // NOTE: expose the outputs only while encoding, so the caller's model is never left changed.
   const outputs = o.model.graph.outputs;
   const added = exposed.filter((v) => !outputs.includes(v));
@@ -112,9 +135,9 @@ function calibration(tokens: number, grams: Map<string, Float64Array>): KvCalibr
   return { tokens, grams, toJSON: () => ({ kvCalibration: digest, tokens }) } as KvCalibration;
 }
 
-/** Calibration from text, tokenized with a model folder's tokenizer. */
+/** Calibration from text, tokenized with a model folder's tokenizer (`kind` 'hidden' for mla; default 'kv'). */
 export async function collectKvCalibrationFromText(
-  o: Omit<CalibrationOptions, 'ids'> & { tokenizerFolder: string; text: string },
+  o: Omit<CalibrationOptions, 'ids'> & { tokenizerFolder: string; text: string; kind?: CalibrationKind },
 ): Promise<KvCalibration> {
   // NOTE: tokenizing is the slow part on long texts; a prefix of 8 characters per wanted token is enough for any
   // tokenizer but byte-level ones on odd text, and the loop widens it when it is not.
@@ -124,13 +147,16 @@ export async function collectKvCalibrationFromText(
     ({ ids } = await tokenizeText(o.tokenizerFolder, o.text.slice(0, chars)));
     if (ids.length >= budget || chars >= o.text.length) break;
   }
-  const { tokenizerFolder: _f, text: _t, ...rest } = o;
-  return collectKvCalibration({ ...rest, ids });
+  const { tokenizerFolder: _f, text: _t, kind, ...rest } = o;
+  return collectGrams({ ...rest, ids }, kind ?? 'kv');
 }
 
+/** The activations each patch calibrates on. */
+const CALIBRATED: Readonly<Record<string, CalibrationKind>> = Object.freeze({ gqa: 'kv', mla: 'hidden' });
+
 /**
- * Patch specs as a user wrote them, with every gqa `calibration=<text file>` replaced by statistics collected on
- * `model` (call before applying any patch: calibration runs the original model). Specs without one pass through.
+ * Patch specs as a user wrote them, with every gqa or mla `calibration=<text file>` replaced by statistics collected
+ * on `model` (call before applying any patch: calibration runs the original model). Specs without one pass through.
  */
 export async function resolveCalibration(
   specs: readonly PatchSpec[],
@@ -140,7 +166,8 @@ export async function resolveCalibration(
   for (const spec of specs) {
     const step = parsePatchSpec(spec);
     const file = step.options.calibration;
-    if (step.name !== 'gqa' || typeof file !== 'string') {
+    const kind = CALIBRATED[step.name];
+    if (!kind || typeof file !== 'string') {
       out.push(spec);
       continue;
     }
@@ -148,12 +175,13 @@ export async function resolveCalibration(
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw withContext(e, { file, field: 'gqa.calibration' });
+      throw withContext(e, { file, field: `${step.name}.calibration` });
     }
     const stats = await collectKvCalibrationFromText({
       model: o.model,
       tokenizerFolder: o.tokenizerFolder,
       text,
+      kind,
       ...(o.tokens !== undefined ? { tokens: o.tokens } : {}),
       ...(o.context !== undefined ? { context: o.context } : {}),
       ...(o.onProgress ? { onProgress: o.onProgress } : {}),

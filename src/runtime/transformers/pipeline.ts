@@ -3,9 +3,12 @@
  * pipeline loads, attnpatch's cache is installed as `env.customCache` (the previous custom cache, if any,
  * becomes its base) and restored afterwards; the same code runs in Node and in the browser.
  */
-import { env, pipeline as transformersPipeline } from '@huggingface/transformers';
-import { parsePatchSpec, type PatchSpec, type PatchStep } from '../../patchers/spec.js';
+import { AutoConfig, env, pipeline as transformersPipeline } from '@huggingface/transformers';
 import type { PatchReport } from '../../patchers/patch.js';
+import { parsePatchSpec, type PatchSpec, type PatchStep } from '../../patchers/spec.js';
+import type { ModelConfig } from '../../recipes/match.js';
+import { checkForms, isAuto, type RecipePlan } from '../../recipes/plan.js';
+import { recipePlan, type RecipeRef } from '../../recipes/select.js';
 import { IS_NODE } from '../hash.js';
 import { chunkPrefill } from '../prefill.js';
 import { PatchingCache, type CacheLike } from './custom-cache.js';
@@ -16,8 +19,16 @@ type TransformersOptions = NonNullable<Parameters<TransformersPipeline>[2]>;
 
 /** What attnpatch adds to transformers.js's pipeline options. */
 export interface PatchOptions {
-  /** Patches to apply as the model loads, in order: `'gqa'`, `'gqa:kvHeads=2'`, `{ gqa: { window: 256 } }`, or a list. */
+  /**
+   * Patches to apply as the model loads, in order: `'gqa'`, `'gqa:kvHeads=2'`, `{ gqa: { window: 256 } }`, a list,
+   * or `'auto'`: the default patches of the recipe matched from config.json (see docs/recipes.md).
+   */
   patch?: PatchSpec | readonly PatchSpec[];
+  /**
+   * The recipe that checks `patch` and adds its family defaults: `'auto'` (matched from config.json), a built-in
+   * name, a recipe .json path (Node) or object. Without `patch`, its default patches are applied.
+   */
+  recipe?: RecipeRef;
   /** Node: folder for patched models (default ~/.cache/attnpatch); false keeps them in memory. */
   cacheDir?: string | false;
   /** Called with each patched file's reports (blocks patched, left and why, warnings). */
@@ -87,13 +98,24 @@ async function resolveModelId(model: string): Promise<string> {
   return existsSync(model) && statSync(model).isDirectory() ? resolve(model) : model;
 }
 
+/** config.json as transformers.js reads it (the `config` option wins), or undefined when there is none. */
+async function modelConfig(id: string, o: TransformersOptions): Promise<ModelConfig | undefined> {
+  if (o.config) return o.config as unknown as ModelConfig;
+  const { cache_dir, local_files_only, revision } = o;
+  const from = { ...(cache_dir !== undefined ? { cache_dir } : {}), ...(local_files_only !== undefined ? { local_files_only } : {}), ...(revision !== undefined ? { revision } : {}) };
+  return (AutoConfig.from_pretrained(id, from) as Promise<unknown>).then((c) => c as ModelConfig, () => undefined);
+}
+
 /**
  * transformers.js's `pipeline`, plus `patch`: the model's ONNX graph is rewritten as it loads (cached by content
  * hash, patch spec and attnpatch version). Without `patch` it is exactly transformers.js's pipeline.
  */
 export async function pipeline<T extends Task>(task: T, model: string, options: TransformersOptions & PatchOptions = {}): ReturnType<typeof transformersPipeline<T>> {
-  const { patch, cacheDir, onReport, prefillChunk, ...rest } = options;
-  const patches: PatchSpec[] = patch === undefined ? [] : Array.isArray(patch) ? [...(patch as PatchSpec[])] : [patch as PatchSpec];
+  const { patch, recipe, cacheDir, onReport, prefillChunk, ...rest } = options;
+  // A recipe (asked for, or implied by patch: 'auto') turns the request into specs before anything loads.
+  let plan: RecipePlan | undefined;
+  if (recipe !== undefined || isAuto(patch)) plan = await recipePlan(recipe ?? 'auto', await modelConfig(await resolveModelId(model), rest), patch, model);
+  const patches: PatchSpec[] = plan ? plan.specs : patch === undefined ? [] : Array.isArray(patch) ? [...(patch as PatchSpec[])] : [patch as PatchSpec];
   if (patches.length === 0) return withPrefill(await transformersPipeline(task, model, rest), prefillChunk || undefined);
   // Bad specs fail before anything loads; patches that care learn which EP the model will run on.
   const device = typeof rest.device === 'string' ? rest.device : undefined;
@@ -102,13 +124,25 @@ export async function pipeline<T extends Task>(task: T, model: string, options: 
   const c = await sharedCache();
   await install(c);
   let chunkLength: number | undefined;
+  const forms = new Set<string>();
   const report = (file: string, reports: PatchReport[]) => {
     for (const r of reports) if (typeof r.details?.chunkLength === 'number') chunkLength = r.details.chunkLength;
+    // The first patch saw the original graph: its blocks' forms are the export's (layer −1: not lifted, no form).
+    for (const b of [...(reports[0]?.patched ?? []), ...(reports[0]?.left ?? [])]) if (b.layer >= 0) forms.add('from' in b ? b.from : b.form);
     onReport?.(file, reports);
   };
   c.register({ id, patches: targeted, ...(cacheDir !== undefined ? { cacheDir } : {}), onReport: report });
   try {
     const pipe = await transformersPipeline(task, id, rest);
+    if (plan) {
+      // NOTE: refusals that depend on the export form can only be decided once the graph was lifted (reports).
+      try {
+        checkForms(plan, forms);
+      } catch (e) {
+        await (pipe as { dispose?: () => Promise<void> }).dispose?.();
+        throw e;
+      }
+    }
     return withPrefill(pipe, prefillChunk === false ? undefined : (prefillChunk ?? chunkLength));
   } finally {
     c.unregister(id);

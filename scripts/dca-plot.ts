@@ -1,0 +1,257 @@
+/**
+ * @file Perplexity vs context for the dca patch (`node --import tsx scripts/dca-plot.ts [--windows K] [--quick]`).
+ *
+ * TinyStories-656K (trained 512), the TinyStories validation text tokenized once (no special tokens), scored as
+ * `attnpatch eval ppl` does (non-overlapping windows of N tokens, each from an empty cache; DCA windows fed in calls
+ * of the patch's chunk length L, every other model in one call per window), for:
+ *   unpatched at 512, 1024, 2048, 4096;
+ *   DCA (CS 384, LW 64, L 320), DCA + chunkllama temperature, DCA + interBias 1, and the gqa patch's sliding window
+ *   of 256 (`applyGqa(m, { window: 256, maxContext: 8192 })`) at 512 … 8192.
+ * Writes docs/data/dca-ppl.json and docs/img/dca-ppl.svg (a hand-written SVG line plot: log2 x-axis, the
+ * unpatched curve clipped above the panel with its values printed, the trained length marked). Checks the cells
+ * that have reference values (measured with the CLI on the full text) when no window cap is in force.
+ *
+ * Options: --windows K (score at most K windows per cell; the output then goes to bench/out/dca-ppl.{json,svg}
+ * unless --docs), --quick (= --windows 2), --docs, --svg-only (redraw the SVG from the JSON). The full run
+ * (every window the text holds: 115,416 tokens per cell, 24 cells) takes ~20 min on this 2-core box; --quick ~1.5 min.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { saveModelToBytes } from '../src/graph/io/bytes.js';
+import { loadModelFile } from '../src/graph/io/fs.js';
+import type { Model } from '../src/graph/ir/model.js';
+import { applyDca, type DcaOptions } from '../src/patchers/dca/index.js';
+import { applyGqa } from '../src/patchers/gqa/index.js';
+import type { PatchReport } from '../src/patchers/patch.js';
+import { evaluatePerplexityIds } from '../src/runtime/eval/perplexity.js';
+import { tokenizeText } from '../src/runtime/eval/tokenize.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MODEL_DIR = join(ROOT, 'models', 'tinystories-656k');
+const MODEL = join(MODEL_DIR, 'onnx', 'model.onnx');
+const TEXT = join(ROOT, '..', 'shared', 'models', 'corpus-tinystories-val', 'tinystories_val.txt');
+const TRAINED = 512;
+const ALL = [512, 1024, 2048, 4096, 8192];
+
+interface Series {
+  key: string;
+  label: string;
+  /** The equivalent `attnpatch eval ppl --patch` spec ('' = none). */
+  cli: string;
+  contexts: number[];
+  patch: (m: Model) => PatchReport | undefined;
+  color: string;
+}
+
+const DCA: DcaOptions = { chunkSize: 384, localWindow: 64 };
+const SERIES: Series[] = [
+  { key: 'unpatched', label: 'unpatched', cli: '', contexts: [512, 1024, 2048, 4096], patch: () => undefined, color: '#6b7280' },
+  { key: 'dca', label: 'DCA (CS 384, LW 64)', cli: 'dca:chunkSize=384,localWindow=64,temperature=none', contexts: ALL, patch: (m) => applyDca(m, DCA, TRAINED), color: '#2563eb' },
+  {
+    key: 'dca-chunkllama',
+    label: 'DCA + chunkllama temperature',
+    cli: 'dca:chunkSize=384,localWindow=64,temperature=chunkllama',
+    contexts: ALL,
+    patch: (m) => applyDca(m, { ...DCA, temperature: 'chunkllama' }, TRAINED),
+    color: '#d97706',
+  },
+  { key: 'dca-interbias1', label: 'DCA + interBias 1', cli: 'dca:chunkSize=384,localWindow=64,interBias=1', contexts: ALL, patch: (m) => applyDca(m, { ...DCA, interBias: 1 }, TRAINED), color: '#059669' },
+  { key: 'gqa-window256', label: 'sliding window 256 (gqa)', cli: 'gqa:window=256,maxContext=8192', contexts: ALL, patch: (m) => applyGqa(m, { window: 256, maxContext: 8192 }), color: '#9333ea' },
+];
+
+/** Values measured with `attnpatch eval ppl` on the full text (the brief's figures); the full run must give them. */
+const REFERENCE: Record<string, Record<number, number>> = {
+  unpatched: { 512: 35.71, 2048: 140.3, 4096: 329.4 },
+  dca: { 512: 35.39, 2048: 43.42, 4096: 50.54, 8192: 59.72 },
+  'dca-chunkllama': { 4096: 47.67 },
+  'dca-interbias1': { 4096: 39.87 },
+};
+
+interface Cell {
+  context: number;
+  ppl: number;
+  tokens: number;
+  windows: number;
+  prefillChunk: number | null;
+  ms: number;
+}
+
+interface Result {
+  date: string;
+  machine: { node: string; cpus: number; cpu: string; loadavgStart: number[]; loadavgEnd: number[] };
+  model: string;
+  text: string;
+  textTokens: number;
+  trainedLength: number;
+  windowsCap: number | null;
+  series: { key: string; label: string; cli: string; color: string; cells: Cell[] }[];
+  reference: { series: string; context: number; expected: number; got: number; matches: boolean }[];
+  totalMs: number;
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** Equal at the reference's printed precision (4 significant digits). */
+const samePrinted = (expected: number, got: number) => Number(got.toPrecision(4)) === expected;
+
+async function run(cap: number | undefined): Promise<Result> {
+  const started = performance.now();
+  const loadStart = loadavg();
+  const { ids } = await tokenizeText(MODEL_DIR, readFileSync(TEXT, 'utf8'));
+  log(`${ids.length} tokens`);
+  const out: Result['series'] = [];
+  for (const s of SERIES) {
+    const m = loadModelFile(MODEL);
+    const report = s.patch(m);
+    if (report?.left.length) throw new Error(`${s.key}: blocks left unpatched: ${JSON.stringify(report.left)}`);
+    const chunk = report?.details?.chunkLength;
+    const prefillChunk = typeof chunk === 'number' ? chunk : undefined;
+    const bytes = saveModelToBytes(m);
+    const cells: Cell[] = [];
+    for (const context of s.contexts) {
+      const t0 = performance.now();
+      const r = await evaluatePerplexityIds({ model: bytes, ids, context, ...(cap !== undefined ? { windows: cap } : {}), ...(prefillChunk !== undefined ? { prefillChunk } : {}) });
+      const ms = performance.now() - t0;
+      cells.push({ context, ppl: r.ppl, tokens: r.tokens, windows: r.windows, prefillChunk: prefillChunk ?? null, ms });
+      log(`${s.key} @${context}: ppl ${r.ppl.toFixed(3)} over ${r.tokens} tokens (${r.windows} windows) in ${(ms / 1000).toFixed(1)} s`);
+    }
+    out.push({ key: s.key, label: s.label, cli: s.cli, color: s.color, cells });
+  }
+  const reference: Result['reference'] = [];
+  for (const [key, byCtx] of Object.entries(REFERENCE)) {
+    for (const [c, expected] of Object.entries(byCtx)) {
+      const got = out.find((x) => x.key === key)?.cells.find((x) => x.context === Number(c))?.ppl;
+      if (got !== undefined) reference.push({ series: key, context: Number(c), expected, got, matches: samePrinted(expected, got) });
+    }
+  }
+  return {
+    date: new Date().toISOString(),
+    machine: { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model ?? '', loadavgStart: loadStart, loadavgEnd: loadavg() },
+    model: 'models/tinystories-656k/onnx/model.onnx',
+    text: 'shared/models/corpus-tinystories-val/tinystories_val.txt',
+    textTokens: ids.length,
+    trainedLength: TRAINED,
+    windowsCap: cap ?? null,
+    series: out,
+    reference,
+    totalMs: performance.now() - started,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SVG
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const n1 = (x: number) => (Math.round(x * 10) / 10).toString();
+
+/** A "nice" tick step for a range. */
+function tickStep(range: number, target: number): number {
+  const raw = range / target;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((k) => k * p).find((s) => s >= raw) ?? 10 * p;
+}
+
+export function renderSvg(r: Result): string {
+  const W = 860;
+  const H = 490;
+  const m = { left: 64, right: 270, top: 64, bottom: 58 };
+  const pw = W - m.left - m.right;
+  const ph = H - m.top - m.bottom;
+  const xMin = Math.log2(512);
+  const xMax = Math.log2(8192);
+  const x = (c: number) => m.left + ((Math.log2(c) - xMin) / (xMax - xMin)) * pw;
+  // The y range fits every series but the unpatched one (which leaves the panel above the trained length).
+  const others = r.series.filter((s) => s.key !== 'unpatched').flatMap((s) => s.cells.map((c) => c.ppl));
+  const lowAll = Math.min(...r.series.flatMap((s) => s.cells.map((c) => c.ppl)));
+  const step = tickStep(Math.max(...others) - lowAll, 6);
+  const yLo = Math.floor((lowAll - step / 2) / step) * step;
+  const yHi = Math.ceil((Math.max(...others) + step / 2) / step) * step;
+  const y = (v: number) => m.top + (1 - (v - yLo) / (yHi - yLo)) * ph;
+  const L: string[] = [];
+  L.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`);
+  L.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
+  const title = 'TinyStories-656K (trained 512): perplexity vs context';
+  const sub = `${r.textTokens.toLocaleString('en-US')}-token TinyStories validation text, non-overlapping windows${r.windowsCap ? `, only the first ${r.windowsCap} window(s) per cell` : ', every full window'}`;
+  const sub2 = 'DCA: CS 384, LW 64 (L 320), fed L tokens per call · produced by scripts/dca-plot.ts';
+  L.push(`<text x="${m.left}" y="20" font-size="14" font-weight="600">${esc(title)}</text>`);
+  L.push(`<text x="${m.left}" y="36" fill="#555">${esc(sub)}</text>`);
+  L.push(`<text x="${m.left}" y="51" fill="#555">${esc(sub2)}</text>`);
+  // Grid and y ticks.
+  L.push(`<clipPath id="panel"><rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}"/></clipPath>`);
+  for (let v = yLo; v <= yHi + 1e-9; v += step) {
+    L.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e7eb"/>`);
+    L.push(`<text x="${m.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${n1(v)}</text>`);
+  }
+  for (const c of ALL) {
+    L.push(`<line x1="${x(c).toFixed(1)}" x2="${x(c).toFixed(1)}" y1="${m.top}" y2="${m.top + ph}" stroke="#f0f0f0"/>`);
+    L.push(`<text x="${x(c).toFixed(1)}" y="${m.top + ph + 18}" text-anchor="middle" fill="#333">${c}</text>`);
+  }
+  L.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  L.push(`<text x="${m.left + pw / 2}" y="${H - 16}" text-anchor="middle">context (tokens per window, log₂ scale)</text>`);
+  L.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">perplexity (lower is better)</text>`);
+  // Trained length.
+  L.push(`<line x1="${x(TRAINED).toFixed(1)}" x2="${x(TRAINED).toFixed(1)}" y1="${m.top}" y2="${m.top + ph}" stroke="#111" stroke-width="1.5" stroke-dasharray="5 4"/>`);
+  L.push(`<text x="${(x(TRAINED) + 6).toFixed(1)}" y="${m.top + ph - 8}" fill="#111">trained length 512</text>`);
+  // Series.
+  for (const s of r.series) {
+    const pts = s.cells.map((c) => [x(c.context), y(c.ppl)] as const);
+    L.push(`<polyline clip-path="url(#panel)" fill="none" stroke="${s.color}" stroke-width="2.2" points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`);
+    for (const c of s.cells) {
+      const cy = y(c.ppl);
+      if (cy >= m.top) {
+        L.push(`<circle cx="${x(c.context).toFixed(1)}" cy="${cy.toFixed(1)}" r="3.6" fill="${s.color}"><title>${esc(`${s.label} @${c.context}: ${c.ppl.toFixed(2)}`)}</title></circle>`);
+      } else {
+        // Off the panel: an arrow at the top edge and the value.
+        const cx = x(c.context);
+        L.push(`<path d="M ${(cx - 5).toFixed(1)} ${m.top + 9} L ${cx.toFixed(1)} ${m.top + 1} L ${(cx + 5).toFixed(1)} ${m.top + 9} Z" fill="${s.color}"/>`);
+        L.push(`<text x="${cx.toFixed(1)}" y="${m.top + 22}" text-anchor="middle" fill="${s.color}" font-weight="600">${c.ppl.toFixed(1)}</text>`);
+      }
+    }
+  }
+  // End labels (value at the last context) and legend.
+  const lx = m.left + pw + 16;
+  let ly = m.top + 8;
+  for (const s of r.series) {
+    const last = s.cells.at(-1)!;
+    L.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.2"/><circle cx="${lx + 11}" cy="${ly}" r="3.6" fill="${s.color}"/>`);
+    L.push(`<text x="${lx + 30}" y="${ly + 4}">${esc(s.label)}</text>`);
+    L.push(`<text x="${lx + 30}" y="${ly + 19}" fill="#555">${esc(`${last.ppl.toFixed(1)} @${last.context}`)}</text>`);
+    ly += 40;
+  }
+  L.push(`<text x="${lx}" y="${ly + 4}" fill="#555">Unpatched values above the</text>`);
+  L.push(`<text x="${lx}" y="${ly + 19}" fill="#555">panel are printed at its top.</text>`);
+  L.push('</svg>');
+  return `${L.join('\n')}\n`;
+}
+
+function markdownTable(r: Result): string {
+  const L = ['| series | ' + ALL.join(' | ') + ' |', '|---|' + ALL.map(() => '---|').join('')];
+  for (const s of r.series) L.push(`| ${s.label} | ${ALL.map((c) => s.cells.find((x) => x.context === c)?.ppl.toFixed(2) ?? '–').join(' | ')} |`);
+  return L.join('\n');
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const val = (f: string) => {
+    const i = argv.indexOf(f);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const cap = argv.includes('--quick') ? 2 : val('--windows') !== undefined ? Number(val('--windows')) : undefined;
+  if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) throw new Error('--windows needs a positive integer');
+  const toDocs = cap === undefined || argv.includes('--docs');
+  const json = toDocs ? join(ROOT, 'docs', 'data', 'dca-ppl.json') : join(ROOT, 'bench', 'out', 'dca-ppl.json');
+  const svg = toDocs ? join(ROOT, 'docs', 'img', 'dca-ppl.svg') : join(ROOT, 'bench', 'out', 'dca-ppl.svg');
+  const r = argv.includes('--svg-only') ? (JSON.parse(readFileSync(json, 'utf8')) as Result) : await run(cap);
+  mkdirSync(dirname(json), { recursive: true });
+  mkdirSync(dirname(svg), { recursive: true });
+  if (!argv.includes('--svg-only')) writeFileSync(json, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(svg, renderSvg(r));
+  console.log(markdownTable(r));
+  for (const c of r.reference) console.log(`reference ${c.series} @${c.context}: expected ${c.expected}, got ${c.got.toFixed(3)} — ${c.matches ? 'matches' : r.windowsCap ? 'differs (windows capped)' : 'DIFFERS'}`);
+  console.log(`wrote ${json} and ${svg}; run took ${(r.totalMs / 60000).toFixed(1)} min`);
+  if (!r.windowsCap && r.reference.some((c) => !c.matches)) process.exitCode = 1;
+}
+
+await main();
