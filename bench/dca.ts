@@ -7,8 +7,9 @@
  *    not depend on cache values; each prefill child below also times 8 steps after its real prefill as a cross-check),
  *    unpatched and DCA in one process, steps interleaved, 2 warm-up steps then D (32; --quick 16) measured steps.
  * 2. prefill: each (model, mode, context, rep) in a fresh child process: wall time of the prefill and the process's
- *    peak RSS (VmHWM, reset through /proc/self/clear_refs after ORT is imported; the session is created after the
- *    reset, so the peak includes the weights as ORT holds them). Modes: DCA chunked (L = 640 tokens per call, through
+ *    peak RSS (VmHWM, reset through /proc/self/clear_refs once ORT is imported and warmed up with a session on the
+ *    tiny TinyStories model, created and released, so ORT's code pages are not counted; the measured session is
+ *    created after the reset, so the peak includes the weights as ORT holds them). Modes: DCA chunked (L = 640 tokens per call, through
  *    `chunkPrefill` of src/runtime/prefill.ts, the path the pipeline takes), unpatched chunked (640) and unpatched
  *    one-shot; the unpatched one-shot at 16k runs only when the 8k one-shot's measured peak, scaled ×4 (the T² score
  *    tensors dominate), fits in 16 GiB and in the memory available, otherwise it is reported as skipped with that
@@ -21,11 +22,16 @@
  *    the greedy tokens (must be equal).
  * Writes bench/out/dca.{json,md}.
  *
- * Options: --quick (contexts 2048,8192, 1 prefill rep, no unpatched one-shot above 2048, decode 16 steps, profile at
- * 2k only; ~3–4 min), --contexts a,b,c, --reps N (prefill reps at ≤ 2k; default 3, 8k: 2, 16k: 1), --threads N,
- * --decode N, --no-decode, --no-prefill, --no-profile, --no-pipeline, --max-oneshot-gib X (default 16), --keep.
- * The full run takes ~12–20 min on this 2-core shared box (the unpatched 16k one-shot prefill alone, when it runs,
- * takes several minutes).
+ * Prefill extras (memory levers, once, at the largest context): DCA with chunk 160 (= L/4, still one chunk per call),
+ * with a forced V8 gc() before every call (how much of the peak is JS garbage), with preallocated outputs
+ * (`run(feeds, fetches)`: no copy-out of the presents), and with `enableCpuMemArena: false`.
+ *
+ * Options: --quick (contexts 2048,8192, 1 prefill rep, no unpatched one-shot above 2048, no extras, decode 16 steps,
+ * profile at 2k only; ~1 min), --contexts a,b,c, --reps N (prefill reps at ≤ 2k; default 3, 8k: 2, 16k: 1),
+ * --threads N, --decode N, --variants k1,k2 (prefill variants by key, at every context), --no-extras, --no-decode,
+ * --no-prefill, --no-profile, --no-pipeline, --max-oneshot-gib X (default 16), --keep. The full run took 6.9 min on
+ * this 2-core shared box (load ~4); the unpatched 16k one-shot is skipped there (its 8k peak, 6.8 GiB, × 4 > 16 GiB),
+ * and would take several minutes if allowed.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
