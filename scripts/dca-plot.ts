@@ -154,9 +154,9 @@ function tickStep(range: number, target: number): number {
 }
 
 export function renderSvg(r: Result): string {
-  const W = 860;
+  const W = 900;
   const H = 490;
-  const m = { left: 64, right: 270, top: 64, bottom: 58 };
+  const m = { left: 64, right: 300, top: 64, bottom: 58 };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const xMin = Math.log2(512);
