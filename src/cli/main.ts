@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { register as registerConvert } from './commands/convert.js';
+import { register as registerDemo } from './commands/demo.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerRecipes } from './commands/recipes.js';
@@ -14,7 +15,7 @@ import { register as registerVerify } from './commands/verify.js';
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** Every command, in the order `--help` lists them. */
-const COMMANDS: readonly ((program: Command) => void)[] = [registerInspect, registerConvert, registerVerify, registerEval, registerRecipes];
+const COMMANDS: readonly ((program: Command) => void)[] = [registerDemo, registerInspect, registerConvert, registerVerify, registerEval, registerRecipes];
 
 /** A fresh program with every command registered; tests drive it in-process. */
 export function createProgram(): Command {
