@@ -7,4 +7,5 @@ export { inspectModel, type InspectReport, type BlockReport } from './inspect.js
 export { applyPatches, parsePatchSpec, PATCHES, type PatchSpec, type PatchStep } from './spec.js';
 export type { PatchReport, PatchedBlock, LeftBlock } from './patch.js';
 export { applyGqa, type GqaOptions } from './gqa/index.js';
+export { applyMla, planMla, type MlaOptions, type MlaLayout, type MlaMethod, type RankAllocation } from './mla/index.js';
 export type { KvCalibration } from './gqa/align.js';

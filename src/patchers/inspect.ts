@@ -53,6 +53,8 @@ function dominantFloatBytes(model: Model): number {
 
 /** KV bytes per token of one block: K and V, each Hkv × Dh elements. */
 export function blockKvBytes(b: AttentionBlock, elementBytes: number): number {
+  // MLA blocks cache latents: the widths of their key and value slots.
+  if (b.latent) return (b.latent.key + b.latent.value) * elementBytes;
   return 2 * b.numKvHeads * b.headDim * elementBytes;
 }
 

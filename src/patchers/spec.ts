@@ -29,7 +29,7 @@ type PatchFn = (model: Model, options: Record<string, unknown>, context: PatchCo
 export const PATCHES: Readonly<Record<string, PatchFn>> = Object.freeze({
   gqa: (model, options) => applyGqa(model, options as GqaOptions),
   dca: (model, options, context) => applyDca(model, options as DcaOptions, context.maxPositionEmbeddings),
-  mla: (model, options) => applyMla(model, options as MlaOptions),
+  mla: (model, options, context) => applyMla(model, options as MlaOptions, context.maxPositionEmbeddings),
 });
 
 function scalar(s: string): unknown {

@@ -9,11 +9,14 @@ import type { PatchReport } from '../../patchers/patch.js';
 import { applyPatches, parsePatchSpec, specKey, type PatchSpec } from '../../patchers/spec.js';
 import { checkForms, isAuto, type RecipePlan } from '../../recipes/plan.js';
 import { recipePlan } from '../../recipes/select.js';
+import { resolveCalibration } from '../../runtime/eval/calibrate.js';
+import { refitPatched } from '../../runtime/eval/mla-refit.js';
 import { loadLocated, locateModel, patchContextOf, readConfig, writeModelLike } from '../../runtime/model-folder.js';
+import { tokenizerFolder } from './eval.js';
 import { bytes } from '../format.js';
 import { runCommand } from '../run.js';
 
-export type ConvertOptions = { readonly output: string; readonly patch?: string[]; readonly recipe?: string; readonly json?: boolean };
+export type ConvertOptions = { readonly output: string; readonly patch?: string[]; readonly recipe?: string; readonly json?: boolean; readonly tokenizer?: string };
 
 /** Metadata keys stamped on patched models (read back by `verify`). */
 export const META_PATCHES = 'ai.attnpatch.patches';
@@ -33,7 +36,12 @@ export async function convert(input: string, options: ConvertOptions): Promise<v
     checkForms(plan, before.attention.map((b) => b.form));
     specs = plan.specs;
   }
-  const reports: PatchReport[] = applyPatches(model, specs, patchContextOf(config));
+  // Patches calibrated on a text file (gqa merge=aligned, mla method=asvd) run the original model on it first.
+  const needsText = specs.some((s) => typeof parsePatchSpec(s).options.calibration === 'string');
+  const resolved = needsText ? await resolveCalibration(specs, { model, tokenizerFolder: tokenizerFolder(input, options.tokenizer) }) : specs;
+  const reports: PatchReport[] = applyPatches(model, resolved, patchContextOf(config));
+  const refit = await refitPatched(resolved, { original: () => loadLocated(input).model, patched: model });
+  if (refit?.layers.length) reports.find((r) => r.patch === 'mla')?.warnings.push(`mla: refit the folded output projections of layers ${refit.layers.join(', ')} on ${refit.tokens} calibration tokens`);
   if (specs.length) {
     model.metadata.set(META_PATCHES, specKey(specs));
     model.metadata.set(META_LOSSY, String(reports.some((r) => r.lossy)));
@@ -74,8 +82,9 @@ export function register(program: Command): void {
     .description('patch a model and write the patched copy (a folder gives a complete folder)')
     .argument('<in>', 'a .onnx file or a transformers.js model folder')
     .requiredOption('-o, --output <out>', 'where to write the patched model')
-    .option('-p, --patch <spec>', 'a patch to apply, e.g. gqa, gqa:kvHeads=2,window=256, dca or dca:chunkSize=384,localWindow=64 (repeatable; applied in order)', collect)
+    .option('-p, --patch <spec>', 'a patch to apply, e.g. gqa, gqa:kvHeads=2,window=256, dca, dca:chunkSize=384,localWindow=64, mla:rank=32 or mla:kvRatio=0.5,calibration=calib.txt (repeatable; applied in order)', collect)
     .option('-r, --recipe <recipe>', "check the patches against a recipe and add its defaults: auto (matched from config.json), a built-in name or a recipe .json; without --patch, apply its default patches (also: --patch auto)")
+    .option('--tokenizer <folder>', 'model folder holding tokenizer.json, for patches calibrated on a text file (default: the model folder)')
     .option('--json', 'print a JSON report instead of text')
     .action(runCommand((input: string, options: ConvertOptions) => convert(input, options)));
 }

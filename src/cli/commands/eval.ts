@@ -10,6 +10,7 @@ import { AttnpatchError, withContext } from '../../errors.js';
 import { loadModelFile, saveModelFile } from '../../graph/io/fs.js';
 import { applyPatches, type PatchSpec } from '../../patchers/spec.js';
 import { resolveCalibration } from '../../runtime/eval/calibrate.js';
+import { refitPatched } from '../../runtime/eval/mla-refit.js';
 import { evaluatePerplexity, type PerplexityResult } from '../../runtime/eval/perplexity.js';
 import { locateModel, patchContextOf, readConfig } from '../../runtime/model-folder.js';
 import { evaluatePasskey, type PasskeyResult } from '../../runtime/eval/passkey.js';
@@ -29,7 +30,7 @@ export type EvalPplOptions = {
 };
 
 /** The tokenizer folder: --tokenizer, else the model folder, else the .onnx file's folder or its parent. */
-function tokenizerFolder(model: string, given: string | undefined): string {
+export function tokenizerFolder(model: string, given: string | undefined): string {
   if (given) return given;
   const loc = locateModel(model);
   const candidates = loc.folder ? [loc.folder] : [dirname(loc.file), dirname(dirname(loc.file))];
@@ -64,6 +65,8 @@ export async function evalPpl(model: string, options: EvalPplOptions): Promise<P
         for (const w of report.warnings) process.stderr.write(`attnpatch: ${w}\n`);
         for (const l of report.left) process.stderr.write(`attnpatch: ${report.patch} left layer ${l.layer} (${l.form}) as it was: ${l.reason}\n`);
       }
+      const refit = await refitPatched(resolved, { original: () => loadModelFile(location.file), patched: m });
+      if (refit?.layers.length) process.stderr.write(`attnpatch: mla refit the folded output projections of layers ${refit.layers.join(', ')} on ${refit.tokens} calibration tokens\n`);
       // NOTE: through a file, not bytes, so models with external data keep it (saveModelFile writes it beside).
       tmp = mkdtempSync(join(tmpdir(), 'attnpatch-eval-'));
       target = join(tmp, 'model.onnx');
@@ -103,7 +106,7 @@ export function register(program: Command): void {
     .requiredOption('--text <file>', 'UTF-8 text to score (tokenized whole, no special tokens)')
     .requiredOption('--context <n>', 'tokens per window', positiveInt('--context'))
     .option('--windows <k>', 'score only the first k windows', positiveInt('--windows'))
-    .option('--patch <spec>', "apply a patch in memory first, e.g. 'gqa:kvHeads=2,merge=aligned,calibration=calib.txt' (repeatable)", (s: string, prev: string[] = []) => [...prev, s])
+    .option('--patch <spec>', "apply a patch in memory first, e.g. 'gqa:kvHeads=2,merge=aligned,calibration=calib.txt' or 'mla:kvRatio=0.5,calibration=calib.txt' (repeatable)", (s: string, prev: string[] = []) => [...prev, s])
     .option('--bos', 'start every window with BOS and score all its text tokens')
     .option('--partial', 'also score the trailing window shorter than --context')
     .option('--prefill-chunk <n>', 'feed each window in calls of at most n tokens (default: the dca chunk length, else whole windows)', positiveInt('--prefill-chunk'))

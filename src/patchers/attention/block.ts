@@ -117,6 +117,8 @@ export interface AttentionBlock {
   nodes: Set<Node>;
   /** Facts a lifter noticed that patches may need (e.g. 'qk-norm', 'softcap=50', 'sliding-window=4096'). */
   notes: string[];
+  /** MLA blocks: the cache holds latents, this many elements per token in the key and in the value slot. */
+  latent?: { key: number; value: number };
 }
 
 /** A block that could not be lifted, and why. Never silently skipped. */

@@ -32,6 +32,8 @@ export interface KvCalibration {
   /** Tokens the statistics were collected over. */
   readonly tokens: number;
   readonly grams: ReadonlyMap<string, Float64Array>;
+  /** The calibration token ids, when the runtime kept them (the mla refit reruns the models on them). */
+  readonly ids?: readonly number[];
 }
 
 /** True when `x` looks like a {@link KvCalibration}. */

@@ -26,58 +26,21 @@ export interface FactorUnit {
   maxRank: number;
   /** Σ λ_i: the output energy of the projection. */
   total: number;
-  /** N⁻¹ when the output error was weighted by a metric M = N² (the up-projection undoes N). */
-  unweight?: Float64Array;
 }
 
-/**
- * Analyzes W [rows, cols] under input covariance `covariance` ([rows, rows]; null: weight-only). An output metric
- * M [cols, cols] (symmetric positive definite) weights the output error: minimize tr(ΔWᵀ·C·ΔW·M), solved on
- * W·N with N = M^½ and undone in W_U.
- */
-export function analyzeUnit(weight: Float32Array, rows: number, cols: number, covariance: Float64Array | null, metric?: Float64Array): FactorUnit {
-  let w = weight;
-  let unweight: Float64Array | undefined;
-  if (metric) {
-    const roots = symmetricRoots(metric, cols);
-    w = Float32Array.from(matmul(weight, roots.sqrt, rows, cols, cols));
-    unweight = roots.invSqrt;
-  }
-  const eigen = symmetricEigen(weightedGram(w, rows, cols, covariance), cols);
+/** Analyzes W [rows, cols] under input covariance `covariance` ([rows, rows]; null: weight-only). */
+export function analyzeUnit(weight: Float32Array, rows: number, cols: number, covariance: Float64Array | null): FactorUnit {
+  const eigen = symmetricEigen(weightedGram(weight, rows, cols, covariance), cols);
   let total = 0;
   for (const x of eigen.values) total += x;
-  return { rows, cols, weight: w, eigen, maxRank: Math.min(rows, cols), total, ...(unweight ? { unweight } : {}) };
-}
-
-/** M^½ and M^−½ of a symmetric positive definite matrix (eigenvalues floored at 1e−9 of the largest). */
-export function symmetricRoots(m: Float64Array, n: number): { sqrt: Float64Array; invSqrt: Float64Array } {
-  const e = symmetricEigen(m, n);
-  const floor = 1e-9 * Math.max(e.values[0] ?? 0, Number.MIN_VALUE);
-  const sqrt = new Float64Array(n * n);
-  const invSqrt = new Float64Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const l = Math.max(e.values[k]!, floor);
-    const [a, b] = [Math.sqrt(l), 1 / Math.sqrt(l)];
-    for (let i = 0; i < n; i++) {
-      const vi = e.vectors[i * n + k]!;
-      if (vi === 0) continue;
-      for (let j = 0; j < n; j++) {
-        const v = vi * e.vectors[j * n + k]!;
-        sqrt[i * n + j]! += a * v;
-        invSqrt[i * n + j]! += b * v;
-      }
-    }
-  }
-  return { sqrt, invSqrt };
+  return { rows, cols, weight, eigen, maxRank: Math.min(rows, cols), total };
 }
 
 /** W_D [rows, r] and W_U [r, cols] (float32) of the best rank-r approximation. */
 export function factorsAt(u: FactorUnit, r: number): { down: Float32Array; up: Float32Array } {
   if (!Number.isInteger(r) || r < 1 || r > u.cols) throw new RangeError(`rank ${r} outside 1..${u.cols}`);
   const vr = leadingColumns(u.eigen.vectors, u.cols, r); // [cols, r]
-  const vt = transpose(vr, u.cols, r); // [r, cols]
-  const up = u.unweight ? matmul(vt, u.unweight, r, u.cols, u.cols) : vt;
-  return { down: Float32Array.from(matmul(u.weight, vr, u.rows, u.cols, r)), up: Float32Array.from(up) };
+  return { down: Float32Array.from(matmul(u.weight, vr, u.rows, u.cols, r)), up: Float32Array.from(transpose(vr, u.cols, r)) };
 }
 
 /** Fraction of the output energy a rank-r factorization loses: Σ_{i≥r} λ_i / Σ λ_i (0 when W is zero). */

@@ -1,13 +1,15 @@
 /**
  * @file The attention of an MLA block: a model-local ONNX function `ai.attnpatch::LatentAttention` built only from
- * standard ops (ORT inlines it on every EP). Keys arrive reconstructed from the cached latents but unrotated, for
- * all T positions; the function rotates them at their positions (exact RoPE: the rotation sits between W_Q and W_UK,
- * so W_UK cannot be absorbed into the query) and attends with grouped queries. The value input is either the value
- * latent itself, shared by all heads ([B, 1, T, r_v]: W_UV is folded into the output projection, so P·c_V is all
- * the step computes over T) or reconstructed values per KV head ([B, Hkv, T, Dh]).
+ * standard ops (ORT inlines it on every EP). Keys arrive rebuilt from the cached latents for all T positions, unrotated
+ * and transposed ([B, 1, Hkv·Dh, T], the layout q·kᵀ reads); the function rotates them at their positions (rope.ts:
+ * x·cos + x[perm]·sin', one row gather) — exact RoPE: the rotation sits between W_Q and W_UK, so W_UK cannot be
+ * absorbed into the query — and attends with grouped queries. The value input is the value latent itself, shared by
+ * all heads ([B, 1, T, r_v]: W_UV is folded into the output projection, so P·c_V is all a step computes over T), or
+ * values rebuilt per KV head ([B, Hkv, T, Dh]).
  *
- * Inputs:  query [B,S,H·Dh] (unrotated), key [B,1,T,Hkv·Dh] (unrotated), value [B,Nv,T,Dv] (Nv ∈ {1, Hkv}),
- *          cos / sin [B,T,R/2] (R = rotary dims; rows = positions of all T tokens), attention_mask [B,T] (int64).
+ * Inputs:  query [B,S,H·Dh] (unrotated), key [B,1,Hkv·Dh,T] (unrotated), value [B,Nv,T,Dv] (Nv ∈ {1, Hkv}),
+ *          cos / sin [B,Dh,T] (full width, sin signed; 1 and 0 past the rotary dims), attention_mask [B,T] (int64),
+ *          rotate_index [Dh] (int64: perm). The DCA variant (dca.ts) takes the [rows, Dh] tables as cos / sin instead.
  * Outputs: output [B,S,H·Dv], probs [B,H,S,T] (debug; optional).
  * Glossary: B batch, S new tokens, P past tokens, T = P + S, H heads, Hkv KV heads, G = H/Hkv, Dh head size.
  */
@@ -17,29 +19,44 @@ import { Graph } from '../../graph/ir/graph.js';
 import { Model, OnnxFunction } from '../../graph/ir/model.js';
 import type { Value } from '../../graph/ir/value.js';
 import { GraphBuilder } from '../../graph/build/builder.js';
-import { rotate, type RopeLayout, type RotateConsts } from './rope.js';
+import { dcaKeyRows, dcaScores, MLA_DCA_ATTRIBUTES, MLA_DCA_DEFAULTS } from './dca.js';
 
 export const MLA_DOMAIN = 'ai.attnpatch';
 /** The body needs standard ops from this opset on (Unsqueeze/Split/Slice with tensor inputs). */
 export const MLA_MIN_OPSET = 13;
-export const MLA_INPUTS = ['query', 'key', 'value', 'cos', 'sin', 'attention_mask'] as const;
+export const MLA_FUNCTION = 'LatentAttention';
+/** The Dual Chunk Attention variant (dca.ts): cos/sin are the [rows, Dh] tables, rows picked inside by DCA position. */
+export const MLA_DCA_FUNCTION = 'LatentDualChunkAttention';
+export const MLA_INPUTS = ['query', 'key', 'value', 'cos', 'sin', 'attention_mask', 'rotate_index'] as const;
 export const MLA_OUTPUTS = ['output', 'probs'] as const;
 export const MLA_ATTRIBUTES = ['num_heads', 'kv_num_heads', 'scale', 'float_type'] as const;
 
-export function mlaFunctionName(layout: RopeLayout): string {
-  return layout === 'half' ? 'LatentAttention' : 'LatentAttentionInterleaved';
+/** What the two variants share inside the body. */
+export interface BodyContext {
+  b: GraphBuilder;
+  i64: (v: number) => Value;
+  unsq: (x: Value) => Value;
+  dims: (...xs: (Value | number)[]) => Value;
+  h: Value;
+  hkv: Value;
+  S: Value;
+  P: Value;
+  T: Value;
+  /** Casts to the caller's float_type. */
+  toFloatType: (x: Value) => Value;
 }
 
-/** Builds the function for one rope layout; the caller adds it to the model. */
-export function buildMlaFunction(model: Model, layout: RopeLayout): OnnxFunction {
-  const body = new Graph(mlaFunctionName(layout));
-  const fn = new OnnxFunction(mlaFunctionName(layout), MLA_DOMAIN, body);
+/** Builds one variant; the caller adds it to the model. */
+export function buildMlaFunction(model: Model, variant: 'ordinary' | 'dca' = 'ordinary'): OnnxFunction {
+  const name = variant === 'dca' ? MLA_DCA_FUNCTION : MLA_FUNCTION;
+  const body = new Graph(name);
+  const fn = new OnnxFunction(name, MLA_DOMAIN, body);
   // NOTE: ORT inlines the body at the model's own opset version, so the body uses the model's.
   fn.opsetImports.set('', Math.max(model.opset('') ?? MLA_MIN_OPSET, MLA_MIN_OPSET));
-  fn.attributeNames.push(...MLA_ATTRIBUTES);
-  fn.attributeDefaults.push(attr.int('float_type', DataType.FLOAT));
+  fn.attributeNames.push(...MLA_ATTRIBUTES, ...(variant === 'dca' ? MLA_DCA_ATTRIBUTES : []));
+  fn.attributeDefaults.push(attr.int('float_type', DataType.FLOAT), ...(variant === 'dca' ? MLA_DCA_DEFAULTS : []));
   const b = new GraphBuilder(model, body, 'mla');
-  const [query, key, value, cos, sin, mask] = MLA_INPUTS.map((n) => body.addInput(n)) as [Value, Value, Value, Value, Value, Value];
+  const [query, key, value, cos, sin, mask, perm] = MLA_INPUTS.map((n) => body.addInput(n)) as Value[] as [Value, Value, Value, Value, Value, Value, Value];
 
   const i64 = (v: number) => b.constInts([v]);
   const h = b.constRef('num_heads', 'int');
@@ -48,40 +65,42 @@ export function buildMlaFunction(model: Model, layout: RopeLayout): OnnxFunction
   const unsq = (x: Value) => b.op('Unsqueeze', [x, i64(0)]);
   /** A 1-D shape from scalar dims and literal numbers (−1: inferred). */
   const dims = (...xs: (Value | number)[]) => b.op('Concat', xs.map((x) => (typeof x === 'number' ? i64(x) : unsq(x))), { attributes: { axis: 0 } });
+  // NOTE: Cast to the caller's float_type keeps one body for float32 and float16 models.
+  const toFloatType = (x: Value) => b.op('Cast', [x], { attributes: [attr.ref('to', 'float_type', 2)] });
 
   const qShape = b.op('Shape', [query]);
   const kShape = b.op('Shape', [key]);
   const B = at(qShape, 0);
   const S = at(qShape, 1);
-  const T = at(kShape, 2);
+  const T = at(kShape, 3);
   const P = b.op('Sub', [T, S]);
-  const Dh = b.op('Div', [at(kShape, 3), hkv]);
+  const Dh = b.op('Div', [at(kShape, 2), hkv]);
   const Dv = at(b.op('Shape', [value]), 3);
-  const halfRot = at(b.op('Shape', [cos]), 2);
-  const k: RotateConsts = {
-    zero: i64(0),
-    one: i64(1),
-    two: i64(2),
-    last: i64(-1),
-    rot: unsq(b.op('Mul', [halfRot, b.constInts([2], true)])),
-    halfRot: unsq(halfRot),
-    headDim: unsq(Dh),
-  };
+  const c: BodyContext = { b, i64, unsq, dims, h, hkv, S, P, T, toFloatType };
 
-  // Heads: q [B,H,S,Dh], keys [B,Hkv,T,Dh]; cos/sin [B,1,T,R/2] broadcast over heads, queries take the last S rows.
+  // Keys [B,Hkv,Dh,T] — the layout q·kᵀ reads, so no transpose over T — rotated as k·cos + k[perm]·sin' (rows).
+  const kHeads = b.op('Reshape', [key, dims(B, hkv, Dh, T)]);
+  const kTurned = b.op('Gather', [kHeads, perm], { attributes: { axis: 2 } });
+  const rotateK = (cosRows: Value, sinRows: Value) => b.op('Add', [b.op('Mul', [kHeads, cosRows]), b.op('Mul', [kTurned, sinRows])]);
   const q = b.op('Transpose', [b.op('Reshape', [query, dims(B, S, h, Dh)])], { attributes: { perm: [0, 2, 1, 3] } });
-  const kHeads = b.op('Transpose', [b.op('Reshape', [key, dims(B, T, hkv, Dh)])], { attributes: { perm: [0, 2, 1, 3] } });
-  const cosK = b.op('Unsqueeze', [cos, i64(1)]);
-  const sinK = b.op('Unsqueeze', [sin, i64(1)]);
-  const lastRows = (t: Value) => b.op('Slice', [t, unsq(P), unsq(T), i64(2)]);
-  const kRot = rotate(b, kHeads, cosK, sinK, k, layout);
-  const qRot = rotate(b, q, lastRows(cosK), lastRows(sinK), k, layout);
-
-  // Scores with queries grouped by KV head ([B,Hkv,G·S,Dh]), so keys are never repeated.
-  const scores = b.op('MatMul', [b.op('Reshape', [qRot, dims(B, hkv, -1, Dh)]), b.op('Transpose', [kRot], { attributes: { perm: [0, 1, 3, 2] } })]);
-  // NOTE: Cast to the caller's float_type keeps one body for float32 and float16 models.
-  const toFloatType = (x: Value) => b.op('Cast', [x], { attributes: [attr.ref('to', 'float_type', 2)] });
-  const scaled = b.op('Reshape', [b.op('Mul', [scores, toFloatType(b.constRef('scale', 'float'))]), dims(B, h, S, T)]); // [B,H,S,T]
+  const qTurned = b.op('Gather', [q, perm], { attributes: { axis: 3 } });
+  /** q·cos + q[perm]·sin' with rows broadcastable to [B,H,S,Dh]. */
+  const rotateQ = (cosRows: Value, sinRows: Value) => b.op('Add', [b.op('Mul', [q, cosRows]), b.op('Mul', [qTurned, sinRows])]);
+  const grouped = (x: Value) => b.op('Reshape', [x, dims(B, hkv, -1, Dh)]);
+  let scaled: Value;
+  if (variant === 'dca') {
+    const rows = dcaKeyRows(c, cos, sin);
+    const kT = rotateK(rows.cos, rows.sin);
+    scaled = dcaScores(c, (at2) => grouped(rotateQ(b.op('Gather', [cos, at2], { attributes: { axis: 0 } }), b.op('Gather', [sin, at2], { attributes: { axis: 0 } }))), kT);
+  } else {
+    const kT = rotateK(b.op('Unsqueeze', [cos, i64(1)]), b.op('Unsqueeze', [sin, i64(1)]));
+    // Queries: the last S positions' rows, [B,1,S,Dh].
+    const lastRows = (t: Value) => b.op('Unsqueeze', [b.op('Transpose', [b.op('Slice', [t, unsq(P), unsq(T), i64(2)])], { attributes: { perm: [0, 2, 1] } }), i64(1)]);
+    // Scores with queries grouped by KV head ([B,Hkv,G·S,Dh]), so keys are never repeated.
+    const scores = b.op('MatMul', [grouped(rotateQ(lastRows(cos), lastRows(sin))), kT]);
+    scaled = b.op('Mul', [scores, toFloatType(b.constRef('scale', 'float'))]);
+  }
+  scaled = b.op('Reshape', [scaled, dims(B, h, S, T)]); // [B,H,S,T]
 
   // Mask: causal (key index > query index) and padding (attention_mask == 0).
   const one = b.constInts([1], true);

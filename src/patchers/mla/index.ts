@@ -10,7 +10,7 @@ import type { Model } from '../../graph/ir/model.js';
 import { eliminateDeadCode } from '../../graph/passes/dce.js';
 import { toposort } from '../../graph/passes/toposort.js';
 import { enforceStrict, type PatchReport } from '../patch.js';
-import { buildMlaFunction, MLA_DOMAIN, MLA_MIN_OPSET, mlaFunctionName } from './function.js';
+import { buildMlaFunction, MLA_DCA_FUNCTION, MLA_DOMAIN, MLA_FUNCTION, MLA_MIN_OPSET } from './function.js';
 import { lowerToMla, type MlaContext } from './lower.js';
 import type { MlaOptions } from './options.js';
 import { planMla } from './plan.js';
@@ -18,11 +18,13 @@ import { planMla } from './plan.js';
 export type { MlaOptions, MlaLayout, MlaMethod, RankAllocation, ValueMode } from './options.js';
 export { planMla, effectiveWeights, type MlaPlan, type PlannedBlock } from './plan.js';
 
+/** Rows of the cos/sin tables built from inv_freq when neither maxContext nor the config says more. */
+const DEFAULT_MAX_CONTEXT = 4096;
 /** Model-local functions need IR version 8 or later. */
 const MIN_IR_FOR_FUNCTIONS = 8;
 
-/** Applies the mla patch in place and reports what it did. */
-export function applyMla(model: Model, options: MlaOptions = {}): PatchReport {
+/** Applies the mla patch in place; `configLength` is config.json's max_position_embeddings when known. */
+export function applyMla(model: Model, options: MlaOptions = {}, configLength?: number): PatchReport {
   const plan = planMla(model, options);
   const { params, allocation } = plan;
   const report: PatchReport = { patch: 'mla', patched: [], left: [...plan.left], warnings: [...allocation.notes], lossy: false };
@@ -33,7 +35,8 @@ export function applyMla(model: Model, options: MlaOptions = {}): PatchReport {
     enforceStrict(report, options.strict);
     return report;
   }
-  const ctx: MlaContext = { b: new GraphBuilder(model, model.graph, 'mla'), mask, tables: new Map(), layouts: new Set() };
+  const maxContext = options.maxContext ?? Math.max(DEFAULT_MAX_CONTEXT, configLength ?? 0);
+  const ctx: MlaContext = { b: new GraphBuilder(model, model.graph, 'mla'), mask, tables: new Map(), rows: new Map(), maxContext, variants: new Set() };
   let quantized = false;
   const ranks: string[] = [];
   for (const p of plan.blocks) {
@@ -48,8 +51,8 @@ export function applyMla(model: Model, options: MlaOptions = {}): PatchReport {
     quantized ||= p.source.quantized;
     if (p.ranks.some((r2, i) => r2 < p.units[i]!.maxRank)) report.lossy = true;
   }
-  if (ctx.layouts.size) {
-    for (const layout of ctx.layouts) if (!model.findFunction(MLA_DOMAIN, mlaFunctionName(layout))) model.functions.push(buildMlaFunction(model, layout));
+  if (ctx.variants.size) {
+    for (const v of ctx.variants) if (!model.findFunction(MLA_DOMAIN, v === 'dca' ? MLA_DCA_FUNCTION : MLA_FUNCTION)) model.functions.push(buildMlaFunction(model, v));
     model.opsetImports.set(MLA_DOMAIN, 1);
     if (model.irVersion < MIN_IR_FOR_FUNCTIONS) model.irVersion = MIN_IR_FOR_FUNCTIONS;
     const patchedBlocks = plan.blocks.filter((p) => report.patched.some((x) => x.layer === p.source.block.layer));
@@ -64,6 +67,10 @@ export function applyMla(model: Model, options: MlaOptions = {}): PatchReport {
     }
     if (quantized) report.warnings.push('mla: MatMulNBits (quantized) k/v/o projections were dequantized exactly and the MLA projections are emitted in float (larger than the 4-bit source)');
     report.warnings.push('mla: the KV cache holds latents; it cannot be mixed with an unpatched model\'s cache');
+    if (ctx.builtTables) {
+      report.warnings.push(`mla: the rebuilt rope tables cover ${maxContext} positions (maxContext); a longer context fails at run time`);
+      report.details.maxContext = maxContext;
+    }
   }
   eliminateDeadCode(model);
   toposort.run(model);

@@ -8,7 +8,7 @@
  * n = Hkv·Dh (or 2·Hkv·Dh) no matter how wide d_model is; ml-matrix's EVD of the Gram is ~5× faster than its SVD of
  * W (shared/reference/dependencies.md; bench/mla.ts measures it here).
  */
-import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { CholeskyDecomposition, EigenvalueDecomposition, Matrix } from 'ml-matrix';
 
 /** Eigen-pairs of a symmetric matrix, largest eigenvalue first. */
 export interface SymmetricEigen {
@@ -87,5 +87,23 @@ export function leadingColumns(m: Float64Array, n: number, r: number): Float64Ar
 export function transpose(a: ArrayLike<number>, m: number, n: number): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j]!;
+  return out;
+}
+
+/**
+ * Ridge least squares: X [n, m] minimizing ‖Z·X − Y‖² + ridge·mean(diag ZᵀZ)·‖X‖², from the normal equations
+ * a = ZᵀZ [n, n] (symmetric) and b = ZᵀY [n, m]. Cholesky of the damped a (positive definite for ridge > 0).
+ */
+export function ridgeSolve(a: Float64Array, b: Float64Array, n: number, m: number, ridge: number): Float64Array {
+  let trace = 0;
+  for (let i = 0; i < n; i++) trace += a[i * n + i]!;
+  const damp = Math.max(ridge * (trace / n), Number.MIN_VALUE);
+  const am = new Matrix(n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) am.set(i, j, 0.5 * (a[i * n + j]! + a[j * n + i]!) + (i === j ? damp : 0));
+  const bm = new Matrix(n, m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) bm.set(i, j, b[i * m + j]!);
+  const x = new CholeskyDecomposition(am).solve(bm);
+  const out = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) out[i * m + j] = x.get(i, j);
   return out;
 }

@@ -36,6 +36,15 @@ export interface MlaOptions {
   calibration?: KvCalibration;
   /** Default 'fold' where the output projection can take it, else values are rebuilt. */
   value?: ValueMode;
+  /**
+   * After patching, refit each lossy block's folded output projection by least squares on the calibration text
+   * (the runtime does it: `refitPatched` / `refitMlaOutputs`; the CLI does it by default when calibration=FILE).
+   */
+  refit?: boolean;
+  /** Ridge damping of that refit, relative to the mean diagonal of the normal equations (default 1e-3). */
+  ridge?: number;
+  /** Longest context the rebuilt rope tables cover (default: max(4096, config max_position_embeddings)). */
+  maxContext?: number;
   /** Throw instead of leaving blocks unpatched. */
   strict?: boolean;
 }
@@ -88,6 +97,10 @@ export function mlaParams(o: MlaOptions): MlaParams {
   if (method === 'asvd' && !o.calibration) {
     throw usage('mla method asvd needs calibration: calibration=FILE (a text file) on the CLI, or collectHiddenCalibration() statistics in code; method=svd needs none', 'calibration');
   }
+  if (o.refit !== undefined && typeof o.refit !== 'boolean') throw usage(`mla option refit must be true or false, got ${String(o.refit)}`, 'refit');
+  if (o.refit === true && !o.calibration) throw usage('mla option refit needs calibration (it refits on the calibration text)', 'refit');
+  if (o.maxContext !== undefined && !(Number.isInteger(o.maxContext) && o.maxContext >= 1)) throw usage(`mla option maxContext must be a positive integer, got ${String(o.maxContext)}`, 'maxContext');
+  if (o.ridge !== undefined && !(typeof o.ridge === 'number' && o.ridge > 0)) throw usage(`mla option ridge must be a number > 0, got ${String(o.ridge)}`, 'ridge');
   const allocation = oneOf(o.allocation, ['uniform', 'energy'] as const, 'allocation');
   const value = oneOf(o.value, ['fold', 'reconstruct'] as const, 'value') ?? 'fold';
   const given = [rank !== undefined || rankK !== undefined || rankV !== undefined, o.kvRatio !== undefined].filter(Boolean).length;

@@ -59,7 +59,7 @@ function greedy(layers: readonly LayerUnits[], budget: number, lo: number, notes
   const candidates: { score: number; layer: number; unit: number }[] = [];
   layers.forEach((l, li) =>
     l.units.forEach((u, ui) => {
-      for (let i = ranks[li]![ui]!; i < u.maxRank; i++) candidates.push({ score: process.env.SCORE === "raw" ? u.eigen.values[i]! : process.env.SCORE === "sqrt" ? u.eigen.values[i]! / Math.sqrt(u.total) : u.total > 0 ? u.eigen.values[i]! / u.total : 0, layer: li, unit: ui });
+      for (let i = ranks[li]![ui]!; i < u.maxRank; i++) candidates.push({ score: u.total > 0 ? u.eigen.values[i]! / u.total : 0, layer: li, unit: ui });
     }),
   );
   // NOTE: stable sort keeps earlier units first on ties, so equal spectra (e.g. zero weights) fill in layer order.

@@ -1,28 +1,94 @@
 /**
- * @file Exact RoPE for MLA. Keys are rebuilt from cached latents every step, so every cached key must be rotated
- * again at its true position: the main graph builds cos/sin for all T = P + S positions once per model
- * ([B, T, R/2], positions from attention_mask as transformers.js counts them), and the attention function rotates
- * keys at all rows and queries at the last S rows (`rotate`).
+ * @file Exact RoPE for MLA. Keys are rebuilt from cached latents every step, so every cached key is rotated again at
+ * its true position, and that must stay cheap over T keys. RoPE is x·cos + rotate(x)·sin, and rotate is a signed
+ * permutation of each head's dims: rotate(x)[i] = sign_i·x[perm_i]. With the signs folded into the sin table, a
+ * rotation is x·cos + x[perm]·sin' — one row gather (contiguous rows of T values in the [B, Hkv, Dh, T] key layout),
+ * two products and a sum, with no slicing, negation or concatenation over T·Hkv·Dh and no second matmul. cos/sin come
+ * from constant [positions, Dh] tables (cos·scaling, sign·sin·scaling on rotary dims; 1 and 0 past them), gathered
+ * once per step for all layers at positions from attention_mask, as transformers.js counts them.
  */
 import { DataType } from '../../graph/ir/dtype.js';
 import type { Value } from '../../graph/ir/value.js';
 import type { GraphBuilder } from '../../graph/build/builder.js';
+import { floatToHalf, toFloat32 } from '../../graph/tensor/decode.js';
+import { viewBytes } from '../../graph/tensor/tensor.js';
 import type { RopeInfo } from '../attention/block.js';
 import { ropeFrequencies } from '../gqa/rope-cache.js';
 
-export type RopeLayout = 'half' | 'interleaved';
+/** The constant tables of one rope: cos and signed sin [rows, Dh] (full width), and perm [Dh] (int64). */
+export interface RopeTables {
+  cos: Value;
+  sin: Value;
+  perm: Value;
+}
 
-/** cos/sin of every position of the call, [B, T, R/2], in the attention's float type. */
-export interface PositionTables {
+/** cos/sin rows gathered at every position of the call and transposed, [B, Dh, T] (keys are laid out [B, Hkv, Dh, T]). */
+export interface PositionRows {
   cos: Value;
   sin: Value;
 }
 
 /** A stable key for the rope a block uses (blocks sharing it share the tables). */
-export function ropeKey(rope: RopeInfo, dtype: number): string {
+export function ropeKey(rope: RopeInfo, headDim: number, dtype: number): string {
   const s = rope.source;
   const id = s.kind === 'inv-freq' ? `${s.invFreq.name}*${s.attentionScaling}` : 'cos' in s ? s.cos.name : '';
-  return `${s.kind}:${id}:${rope.rotaryDim}:${dtype}`;
+  return `${s.kind}:${id}:${rope.rotaryDim}:${rope.interleaved}:${headDim}:${dtype}`;
+}
+
+/** The rotary partner of dim i and its sign: rotate(x)[i] = sign·x[partner]; null past the rotary dims. */
+function partner(rope: RopeInfo, i: number): [number, number] | null {
+  const R = rope.rotaryDim;
+  if (i >= R) return null;
+  if (rope.interleaved) return i % 2 === 0 ? [i + 1, -1] : [i - 1, 1];
+  return i < R / 2 ? [i + R / 2, -1] : [i - R / 2, 1];
+}
+
+/** perm and sign with rotate(x)[i] = sign_i·x[perm_i] (sign 0 past the rotary dims, where sin is 0). */
+export function rotationPermutation(rope: RopeInfo, headDim: number): { perm: number[]; sign: number[] } {
+  const perm: number[] = [];
+  const sign: number[] = [];
+  for (let i = 0; i < headDim; i++) {
+    const q = partner(rope, i);
+    perm.push(q ? q[0] : i);
+    sign.push(q ? q[1] : 0);
+  }
+  return { perm, sign };
+}
+
+/** Full-width cos and signed sin rows for positions [0, rows), or why the rope cannot be rebuilt. */
+function fullTables(rope: RopeInfo, headDim: number, maxContext: number): { cos: Float32Array; sin: Float32Array; rows: number } | string {
+  const half = rope.rotaryDim / 2;
+  const src = rope.source;
+  let angleCos: (p: number, k: number) => number;
+  let angleSin: (p: number, k: number) => number;
+  let rows: number;
+  if (src.kind === 'cache' || src.kind === 'table') {
+    const [c, s] = [src.cos.initializer, src.sin.initializer];
+    if (!c || !s) return 'its cos/sin tables are not initializers';
+    if (c.dims.length !== 2 || c.dims[1] !== half) return `its cos/sin tables have shape [${c.dims.join(', ')}]; expected [positions, ${half}]`;
+    const [cv, sv] = [toFloat32(c), toFloat32(s)];
+    rows = c.dims[0]!;
+    angleCos = (p, k) => cv[p * half + k]!;
+    angleSin = (p, k) => sv[p * half + k]!;
+  } else {
+    const f = ropeFrequencies(rope);
+    if (typeof f === 'string') return f;
+    rows = maxContext;
+    // NOTE: float32 position × frequency, then cos/sin, as the exported rope computes it (inv_freq @ positions).
+    angleCos = (p, k) => Math.cos(Math.fround(p * f.freqs[k]!)) * f.scaling;
+    angleSin = (p, k) => Math.sin(Math.fround(p * f.freqs[k]!)) * f.scaling;
+  }
+  const { sign } = rotationPermutation(rope, headDim);
+  const cos = new Float32Array(rows * headDim);
+  const sin = new Float32Array(rows * headDim);
+  for (let p = 0; p < rows; p++) {
+    for (let i = 0; i < headDim; i++) {
+      const k = i >= rope.rotaryDim ? -1 : rope.interleaved ? i >> 1 : i % half;
+      cos[p * headDim + i] = k < 0 ? 1 : angleCos(p, k);
+      sin[p * headDim + i] = k < 0 ? 0 : sign[i]! * angleSin(p, k);
+    }
+  }
+  return { cos, sin, rows };
 }
 
 /**
@@ -35,86 +101,24 @@ export function buildPositions(b: GraphBuilder, mask: Value): Value {
   return b.op('Max', [b.op('Sub', [count, b.ints('one_i64', [1], true)]), b.ints('zero_i64', [0], true)], { outputs: [b.names.fresh('mla/positions')] })[0]!;
 }
 
-/** cos/sin tables for every position, or why the rope cannot be rebuilt. */
-export function buildPositionTables(b: GraphBuilder, rope: RopeInfo, positions: Value, dtype: number): PositionTables | string {
-  const half = rope.rotaryDim / 2;
-  const src = rope.source;
-  let cos: Value;
-  let sin: Value;
-  if (src.kind === 'cache' || src.kind === 'table') {
-    const c = src.cos.initializer;
-    const s = src.sin.initializer;
-    if (!c || !s) return `its cos/sin tables are not initializers`;
-    if (c.dims.length !== 2 || c.dims[1] !== half) return `its cos/sin tables have shape [${c.dims.join(', ')}]; expected [positions, ${half}]`;
-    // NOTE: the tables bound the context; positions past their length would make Gather fail at run time.
-    const gather = (t: Value) => b.op('Gather', [t, positions], { attributes: { axis: 0 } });
-    cos = gather(src.cos);
-    sin = gather(src.sin);
-  } else {
-    const f = ropeFrequencies(rope);
-    if (typeof f === 'string') return f;
-    const freqs = b.floats('mla/inv_freq', [half], f.freqs);
-    // NOTE: float32 position × frequency, then cos/sin, as the exported rope computes it (inv_freq @ positions).
-    const posF = b.op('Unsqueeze', [b.op('Cast', [positions], { attributes: { to: DataType.FLOAT } }), b.ints('axis_last', [-1])]);
-    const angles = b.op('Mul', [posF, freqs]);
-    cos = b.op('Cos', [angles]);
-    sin = b.op('Sin', [angles]);
-    if (f.scaling !== 1) {
-      const scaling = b.floats('mla/attention_scaling', [], [f.scaling]);
-      cos = b.op('Mul', [cos, scaling]);
-      sin = b.op('Mul', [sin, scaling]);
-    }
-  }
-  const tableType = src.kind === 'cache' || src.kind === 'table' ? src.cos.initializer!.dtype : DataType.FLOAT;
-  if (tableType !== dtype) {
-    cos = b.op('Cast', [cos], { attributes: { to: dtype } });
-    sin = b.op('Cast', [sin], { attributes: { to: dtype } });
-  }
-  return { cos, sin };
-}
-
-/** Constants the rotation needs inside a function body (built once per body). */
-export interface RotateConsts {
-  zero: Value;
-  one: Value;
-  two: Value;
-  last: Value;
-  /** [R], [R/2] and [Dh] as 1-D int64. */
-  rot: Value;
-  halfRot: Value;
-  headDim: Value;
-}
-
 /**
- * Rotates the first R dims of x [.., N, rows, Dh] by cos/sin [.., 1, rows, R/2] (broadcast over heads); dims past R
- * pass through (partial rotary).
+ * The constant tables of a rope. `maxContext` bounds inv-freq ropes (the table's length: a longer context fails in
+ * Gather rather than silently rotating wrong); cached tables keep their own length.
  */
-export function rotate(b: GraphBuilder, x: Value, cos: Value, sin: Value, k: RotateConsts, layout: RopeLayout): Value {
-  const rot = b.op('Slice', [x, k.zero, k.rot, k.last]);
-  const pass = b.op('Slice', [x, k.rot, k.headDim, k.last]);
-  let c: Value;
-  let s: Value;
-  let turned: Value;
-  if (layout === 'half') {
-    c = b.op('Concat', [cos, cos], { attributes: { axis: -1 } });
-    s = b.op('Concat', [sin, sin], { attributes: { axis: -1 } });
-    const first = b.op('Slice', [rot, k.zero, k.halfRot, k.last]);
-    const second = b.op('Slice', [rot, k.halfRot, k.rot, k.last]);
-    turned = b.op('Concat', [b.op('Neg', [second]), first], { attributes: { axis: -1 } });
-  } else {
-    // Pairs (2i, 2i+1): cos/sin repeat per pair; rotate(x)[2i] = −x[2i+1], rotate(x)[2i+1] = x[2i].
-    const pairwise = (t: Value) => {
-      const pair = b.op('Concat', [b.op('Unsqueeze', [t, k.last]), b.op('Unsqueeze', [t, k.last])], { attributes: { axis: -1 } });
-      const shape = b.op('Concat', [b.op('Slice', [b.op('Shape', [t]), k.zero, b.constInts([-1])]), k.rot], { attributes: { axis: 0 } });
-      return b.op('Reshape', [pair, shape]);
-    };
-    c = pairwise(cos);
-    s = pairwise(sin);
-    const even = b.op('Slice', [rot, k.zero, k.rot, k.last, k.two]);
-    const odd = b.op('Slice', [rot, k.one, k.rot, k.last, k.two]);
-    const stacked = b.op('Concat', [b.op('Unsqueeze', [b.op('Neg', [odd]), k.last]), b.op('Unsqueeze', [even, k.last])], { attributes: { axis: -1 } });
-    turned = b.op('Reshape', [stacked, b.op('Shape', [rot])]);
-  }
-  const rotated = b.op('Add', [b.op('Mul', [rot, c]), b.op('Mul', [turned, s])]);
-  return b.op('Concat', [rotated, pass], { attributes: { axis: -1 } });
+export function buildRopeTables(b: GraphBuilder, rope: RopeInfo, headDim: number, dtype: number, maxContext: number): RopeTables | string {
+  const t = fullTables(rope, headDim, maxContext);
+  if (typeof t === 'string') return t;
+  const make = (name: string, dims: number[], data: Float32Array) =>
+    dtype === DataType.FLOAT16 ? b.initializer(name, DataType.FLOAT16, dims, viewBytes(Uint16Array.from(data, floatToHalf))) : b.floats(name, dims, data);
+  return {
+    cos: make('mla/cos_table', [t.rows, headDim], t.cos),
+    sin: make('mla/sin_table', [t.rows, headDim], t.sin),
+    perm: b.ints('mla/rotate_index', rotationPermutation(rope, headDim).perm),
+  };
+}
+
+/** The tables' rows at `positions` [B, T], transposed to [B, Dh, T]: one Gather per step, shared by all layers. */
+export function gatherRows(b: GraphBuilder, tables: RopeTables, positions: Value): PositionRows {
+  const rows = (table: Value) => b.op('Transpose', [b.op('Gather', [table, positions], { attributes: { axis: 0 } })], { attributes: { perm: [0, 2, 1] } });
+  return { cos: rows(tables.cos), sin: rows(tables.sin) };
 }

@@ -124,15 +124,15 @@ async function collectGrams(o: CalibrationOptions, kind: CalibrationKind): Promi
     await decoder.release();
   }
   for (const g of grams.values()) mirror(g, Math.round(Math.sqrt(g.length)));
-  return calibration(tokens, grams);
+  return calibration(tokens, grams, o.ids.slice(0, tokens));
 }
 
 /** A calibration whose JSON form is a content hash (patch specs are keyed by their JSON). */
-function calibration(tokens: number, grams: Map<string, Float64Array>): KvCalibration {
+function calibration(tokens: number, grams: Map<string, Float64Array>, ids: readonly number[]): KvCalibration {
   const h = createHash('sha256');
   for (const [name, g] of [...grams].sort(([a], [b]) => a.localeCompare(b))) h.update(name).update(new Uint8Array(g.buffer, g.byteOffset, g.byteLength));
   const digest = h.digest('hex');
-  return { tokens, grams, toJSON: () => ({ kvCalibration: digest, tokens }) } as KvCalibration;
+  return { tokens, grams, ids, toJSON: () => ({ kvCalibration: digest, tokens }) } as KvCalibration;
 }
 
 /** Calibration from text, tokenized with a model folder's tokenizer (`kind` 'hidden' for mla; default 'kv'). */

@@ -2,6 +2,7 @@
  * @file The lift rules, in the order they are tried on each node (fused ops first: they anchor on one node).
  */
 import type { LiftRule } from '../block.js';
+import { attnpatchMlaRule } from '../../mla/lift.js';
 import { attnpatchDcaRule } from './attnpatch-dca.js';
 import { genaiGqaRule } from './genai-gqa.js';
 import { gpt2UnfusedRule } from './gpt2-unfused.js';
@@ -12,6 +13,7 @@ import { ortMhaRotaryRule } from './ort-mha-rotary.js';
 
 export const LIFT_RULES: readonly LiftRule[] = Object.freeze([
   attnpatchDcaRule,
+  attnpatchMlaRule,
   genaiGqaRule,
   ortMhaRotaryRule,
   ortAttentionGpt2Rule,
