@@ -6,6 +6,7 @@
  */
 import { invFreq, type FamilySpec, type FamilyWeights } from './families.js';
 import { ordinary, type Positions } from './llama-reference.js';
+import { rmsNorm } from './llama-reference.js';
 
 /** y = x·W (+ b) with W stored [in, out]. */
 function linear(x: Float32Array, w: Float32Array, outDim: number, bias?: Float32Array): Float32Array {
@@ -16,13 +17,6 @@ function linear(x: Float32Array, w: Float32Array, outDim: number, bias?: Float32
     y[o] = s;
   }
   return y;
-}
-
-function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float32Array {
-  let ss = 0;
-  for (const v of x) ss += v * v;
-  const r = 1 / Math.sqrt(ss / x.length + eps);
-  return x.map((v, i) => v * r * w[i]!);
 }
 
 /** Rotate-half rope of one head vector at position p (angles in float32, as the graph computes them). */

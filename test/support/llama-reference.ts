@@ -74,7 +74,8 @@ function linear(w: Float32Array, x: Float32Array, outDim: number): Float32Array 
   return y;
 }
 
-function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float32Array {
+/** RMSNorm of one vector. */
+export function rmsNorm(x: Float32Array, w: Float32Array, eps: number): Float32Array {
   let ss = 0;
   for (const v of x) ss += v * v;
   const r = 1 / Math.sqrt(ss / x.length + eps);
