@@ -5,8 +5,7 @@
  * written from the formulas, like `llama-reference.ts`.
  */
 import { invFreq, type FamilySpec, type FamilyWeights } from './families.js';
-import { ordinary, type Positions } from './llama-reference.js';
-import { rmsNorm } from './llama-reference.js';
+import { ordinary, rmsNorm, type Positions } from './llama-reference.js';
 
 /** y = x·W (+ b) with W stored [in, out]. */
 function linear(x: Float32Array, w: Float32Array, outDim: number, bias?: Float32Array): Float32Array {
