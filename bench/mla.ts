@@ -9,13 +9,14 @@
  *    interleaved, `--reps` rounds (default 2); the table keeps the best of each.
  * 2. scaling: decode-step ms at contexts 256…8192 on zero caches of that length (a step's cost does not depend on the
  *    cached values), to see where rebuilding the keys (T·r·Hkv·Dh multiply-adds per layer and step) starts to
- *    dominate; with the per-step multiply-add counts of attention and of the rest of the model.
+ *    dominate; the ORT profiler's split of a step by op type at 2048 and 8190 (the key rebuild apart); and the
+ *    per-step multiply-add counts of attention and of the rest of the model.
  * 3. linalg: ml-matrix SVD of W vs Gram + symmetric EVD, 896×256 and 4096×1024 (`--big-svd` also runs the
  *    4096×1024 SVD, ~6 min here), and the time planMla takes on this model.
  * Writes bench/out/mla.{json,md}. Options: --reps N, --decode N, --contexts a,b, --no-main, --no-scaling, --no-linalg.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,21 +110,24 @@ if (!argv.includes('--no-main')) {
   }
 }
 
+/** One decode step's feeds over a zero cache of T tokens. */
+function zeroCacheFeeds(s: ort.InferenceSession, T: number): Record<string, ort.Tensor> {
+  const f: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.of(5n), [1, 1]), attention_mask: new ort.Tensor('int64', new BigInt64Array(T + 1).fill(1n), [1, T + 1]), position_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(T)), [1, 1]) };
+  for (const m of (s as unknown as { inputMetadata: { name: string; shape: (number | string)[] }[] }).inputMetadata) {
+    if (!m.name.startsWith('past')) continue;
+    const dims = m.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : T));
+    f[m.name] = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+  }
+  return f;
+}
+
 // 2. scaling: decode steps on zero caches of length T (one process, variants interleaved).
 const SCALE = [256, 512, 1024, 2048, 4096, 8190];
 const scaling: { context: number; stepMs: Record<string, number> }[] = [];
 if (!argv.includes('--no-scaling')) {
   const sessions = await Promise.all(variants.map((v) => ort.InferenceSession.create(v.file, SESSION)));
   for (const T of SCALE) {
-    const feeds = sessions.map((s) => {
-      const f: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.of(5n), [1, 1]), attention_mask: new ort.Tensor('int64', new BigInt64Array(T + 1).fill(1n), [1, T + 1]), position_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(T)), [1, 1]) };
-      for (const m of (s as unknown as { inputMetadata: { name: string; shape: (number | string)[] }[] }).inputMetadata) {
-        if (!m.name.startsWith('past')) continue;
-        const dims = m.shape.map((d, i) => (typeof d === 'number' ? d : i === 0 ? 1 : T));
-        f[m.name] = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
-      }
-      return f;
-    });
+    const feeds = sessions.map((s) => zeroCacheFeeds(s, T));
     const times: number[][] = variants.map(() => []);
     for (let i = 0; i < 7; i++) {
       for (const [k, s] of sessions.entries()) {
@@ -136,6 +140,29 @@ if (!argv.includes('--no-scaling')) {
     log(`scaling T=${T}: ${variants.map((v, k) => `${v.name} ${median(times[k]!).toFixed(1)} ms`).join(', ')}`);
   }
   await Promise.all(sessions.map((s) => s.release()));
+}
+
+// 2b. profile: where a decode step's kernel time goes (ORT profiler), per op type, with the key rebuild apart.
+const profile: { variant: string; context: number; totalMs: number; byOp: Record<string, number> }[] = [];
+if (!argv.includes('--no-scaling')) {
+  for (const T of [2048, 8190]) {
+    for (const v of variants) {
+      const dir = mkdtempSync(join(tmp, 'prof-'));
+      const s = await ort.InferenceSession.create(v.file, { ...SESSION, enableProfiling: true, profileFilePrefix: join(dir, 'p') });
+      const feeds = zeroCacheFeeds(s, T);
+      for (let i = 0; i < 4; i++) await s.run(feeds);
+      s.endProfiling();
+      await s.release();
+      const events = JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]!), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+      const byOp: Record<string, number> = {};
+      for (const e of events) {
+        if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+        const op = e.name.includes('/key_up') ? 'key rebuild (W_UKᵀ·cᵀ)' : (e.args?.op_name ?? '?');
+        byOp[op] = (byOp[op] ?? 0) + e.dur / 1000 / 4;
+      }
+      profile.push({ variant: v.name, context: T, totalMs: Object.values(byOp).reduce((a, b) => a + b, 0), byOp });
+    }
+  }
 }
 
 // Multiply-adds per decode step (all 4 layers): attention over T keys vs the rest (projections, MLP, LM head).
@@ -169,12 +196,18 @@ if (!argv.includes('--no-linalg')) {
   linalg['planMla bench-llama (joint svd) ms'] = time(() => planMla(loadModelFile(SOURCE), { kvRatio: 0.5 }));
 }
 rmSync(tmp, { recursive: true, force: true });
+const top = (p: (typeof profile)[number]) =>
+  Object.entries(p.byOp)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 4)
+    .map(([op, ms]) => `${op} ${ms.toFixed(1)} (${((100 * ms) / p.totalMs).toFixed(0)}%)`)
+    .join(', ');
 
 // ---------------------------------------------------------------------------------------------------------------
 const seconds = (performance.now() - started) / 1000;
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const base = (ctx: number) => main.find((c) => c.variant === 'original' && c.context === ctx)!;
-const report = { model: 'bench-llama-random (4 layers, 4 heads / 2 KV heads, head dim 64, d_model 256, fp32)', machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, onnxruntime-node CPU, 1 intra-op thread`, seconds, decodeSteps: DECODE, reps: REPS, variants: variants.map(({ file: _f, ...v }) => v), main, scaling, macs: SCALE.map((T) => ({ context: T, ...Object.fromEntries(variants.map((v) => [v.name, macs(v, T)])) })), linalg };
+const report = { model: 'bench-llama-random (4 layers, 4 heads / 2 KV heads, head dim 64, d_model 256, fp32)', machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, onnxruntime-node CPU, 1 intra-op thread`, seconds, decodeSteps: DECODE, reps: REPS, variants: variants.map(({ file: _f, ...v }) => v), main, scaling, profile, macs: SCALE.map((T) => ({ context: T, ...Object.fromEntries(variants.map((v) => [v.name, macs(v, T)])) })), linalg };
 const md = [
   '# mla speed and memory on bench-llama-random',
   '',
@@ -192,6 +225,12 @@ const md = [
   `| context | ${variants.map((v) => v.name).join(' | ')} |`,
   `|---:|${variants.map(() => '---:').join('|')}|`,
   ...scaling.map((s) => `| ${s.context} | ${variants.map((v) => `${s.stepMs[v.name]!.toFixed(1)} ms`).join(' | ')} |`),
+  '',
+  'Where a decode step goes (ORT profiler, kernel ms per step, the four largest op types; zero caches):',
+  '',
+  '| context | variant | kernel ms | largest |',
+  '|---:|---|---:|---|',
+  ...profile.map((p) => `| ${p.context} | ${p.variant} | ${p.totalMs.toFixed(1)} | ${top(p)} |`),
   '',
   'Multiply-adds per decode step (millions; attention over the T cached tokens / everything else):',
   '',

@@ -41,7 +41,9 @@ export async function convert(input: string, options: ConvertOptions): Promise<v
   const resolved = needsText ? await resolveCalibration(specs, { model, tokenizerFolder: tokenizerFolder(input, options.tokenizer) }) : specs;
   const reports: PatchReport[] = applyPatches(model, resolved, patchContextOf(config));
   const refit = await refitPatched(resolved, { original: () => loadLocated(input).model, patched: model });
-  if (refit?.layers.length) reports.find((r) => r.patch === 'mla')?.warnings.push(`mla: refit the folded output projections of layers ${refit.layers.join(', ')} on ${refit.tokens} calibration tokens`);
+  const mlaReport = reports.find((r) => r.patch === 'mla');
+  if (refit?.layers.length) mlaReport?.warnings.push(`mla: refit the folded output projections of layers ${refit.layers.join(', ')} on ${refit.tokens} calibration tokens`);
+  for (const s of refit?.skipped ?? []) mlaReport?.warnings.push(`mla: did not refit layer ${s.layer}: ${s.reason}`);
   if (specs.length) {
     model.metadata.set(META_PATCHES, specKey(specs));
     model.metadata.set(META_LOSSY, String(reports.some((r) => r.lossy)));

@@ -67,6 +67,7 @@ export async function evalPpl(model: string, options: EvalPplOptions): Promise<P
       }
       const refit = await refitPatched(resolved, { original: () => loadModelFile(location.file), patched: m });
       if (refit?.layers.length) process.stderr.write(`attnpatch: mla refit the folded output projections of layers ${refit.layers.join(', ')} on ${refit.tokens} calibration tokens\n`);
+      for (const s of refit?.skipped ?? []) process.stderr.write(`attnpatch: mla did not refit layer ${s.layer}: ${s.reason}\n`);
       // NOTE: through a file, not bytes, so models with external data keep it (saveModelFile writes it beside).
       tmp = mkdtempSync(join(tmpdir(), 'attnpatch-eval-'));
       target = join(tmp, 'model.onnx');

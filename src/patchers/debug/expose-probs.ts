@@ -1,7 +1,7 @@
 /**
  * @file Debug: exposes each attention block's probabilities [B, H, S, T] as extra graph outputs named
  * `attnpatch_probs.<layer>` (never `present…`, which transformers.js would take for cache). Works for unfused blocks
- * (the Softmax output) and Dual Chunk Attention calls (their `probs` output).
+ * (the Softmax output), Dual Chunk Attention and LatentAttention (mla) calls (their `probs` output).
  */
 import type { Model } from '../../graph/ir/model.js';
 import { liftAttention } from '../attention/lift.js';
@@ -13,7 +13,7 @@ export function exposeAttentionProbs(model: Model): number[] {
   const layers: number[] = [];
   for (const block of liftAttention(model).blocks) {
     const a = block.anchor;
-    const probs = a.opType === 'Softmax' ? a.outputs[0] : a.opType.startsWith('DualChunkAttention') ? a.outputs[3] : null;
+    const probs = a.opType === 'Softmax' ? a.outputs[0] : a.opType.startsWith('DualChunkAttention') ? a.outputs[3] : a.opType.startsWith('Latent') ? a.outputs[1] : null;
     if (!probs || model.graph.outputs.includes(probs)) continue;
     probs.name = `${PROBS_PREFIX}${block.layer}`;
     model.graph.outputs.push(probs);

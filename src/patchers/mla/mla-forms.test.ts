@@ -18,7 +18,7 @@ import { eliminateDeadCode } from '../../graph/passes/dce.js';
 import { toFloat32 } from '../../graph/tensor/decode.js';
 import { MemoryTensor, viewBytes } from '../../graph/tensor/tensor.js';
 import { OrtDecoder, type OrtModule } from '../../runtime/ort/decoder.js';
-import { maxAbs, verifyModels } from '../../runtime/verify.js';
+import { losslessTolerance, maxAbs, verifyModels } from '../../runtime/verify.js';
 import { applyGqa } from '../gqa/index.js';
 import { FAMILIES, familyWeights, type FamilyName } from '../../../test/support/families.js';
 import { buildFamily, type ExportForm } from '../../../test/support/family-graphs.js';
@@ -117,6 +117,17 @@ describe('sources and refusals', () => {
     expect(r.warnings.join('\n')).toMatch(/MatMulNBits .* dequantized exactly .* emitted in float/);
     const v = await verifyModels(q4, save(patched), { tokens: 8 });
     expect(v.maxAbsDiff).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('float16 MultiHeadAttention + RotaryEmbedding (genai builder): a joint latent of d_model = 16 halves the cache losslessly', async () => {
+    const fp16 = shared('tiny-random-llama-fp16-mha', 'model.onnx');
+    const m = loadModelFile(fp16);
+    const r = applyMla(m, { kvRatio: 0.5 });
+    expect(r.patched.map((p) => p.from)).toEqual(['mha', 'mha']);
+    expect(r).toMatchObject({ lossy: false, details: { kvElementsPerToken: 32, originalKvElementsPerToken: 64 } });
+    const v = await verifyModels(fp16, save(m), { tokens: 16 });
+    expect(v.maxAbsDiff).toBeLessThanOrEqual(losslessTolerance(v));
+    expect(v.greedyMatch).toBe(true);
   });
 
   it('leaves Qwen3 blocks (q/k norm between projection and rope) with the reason', () => {

@@ -101,6 +101,22 @@ describe('the latent KV cache', () => {
     await session.release();
   });
 
+  it('runs on onnxruntime-web (wasm) with the logits of onnxruntime-node (standard ops only)', async () => {
+    const ortWeb = await import('onnxruntime-web');
+    ortWeb.env.wasm.numThreads = 1;
+    const file = patched(TINY, { kvRatio: 0.5, layout: 'split' });
+    const ids = [1, 80, 147, 201, 282, 57, 9, 33];
+    const run = async (mod: OrtModule, model: string | Uint8Array) => {
+      const d = await OrtDecoder.create(mod, model);
+      const a = await d.step(ids);
+      const b = await d.step([42]);
+      await d.release();
+      return Float32Array.from([...a.logits, ...b.logits]);
+    };
+    const web = await run(ortWeb as unknown as OrtModule, new Uint8Array(readFileSync(file)));
+    expect(maxAbs(web, await run(ort as unknown as OrtModule, file))).toBeLessThanOrEqual(1e-4);
+  });
+
   it('transformers.js generates the same 64 greedy tokens through pipeline({ patch: mla })', async () => {
     env.allowRemoteModels = false;
     type Gen = ((t: string, o: object) => Promise<{ generated_text: string }[]>) & { dispose(): Promise<void> };

@@ -43,7 +43,17 @@ export interface DcaCall {
 }
 
 /** Notes of features the MLA attention function does not implement. */
-const UNSUPPORTED_NOTES = ['sliding-window', 'softcap', 'smooth-softmax', 'bidirectional', 'attention-bias', 'head-sink', 'quantized-kv-cache', 'qk-norm'];
+const UNSUPPORTED_NOTES = ['sliding-window', 'softcap', 'smooth-softmax', 'bidirectional', 'head-sink', 'quantized-kv-cache', 'qk-norm', 'qkv-bias-on-op'];
+
+/** The first feature of the block the MLA attention would drop. */
+function unsupportedFeature(notes: readonly string[]): string | undefined {
+  const odd = notes.find((n) => UNSUPPORTED_NOTES.some((u) => n.startsWith(u)));
+  if (odd) return odd;
+  // NOTE: a MultiHeadAttention attention_bias built from attention_mask ('causal-from-mask', what the onnxruntime-genai
+  // builder emits) is the causal + padding mask the function builds itself; any other bias (ALiBi, …) would be lost.
+  if (notes.includes('attention-bias') && !notes.includes('causal-from-mask')) return 'attention-bias';
+  return undefined;
+}
 
 function elemType(v: Value | null | undefined): number {
   return v?.type?.kind === 'tensor' ? v.type.elemType : DataType.FLOAT;
@@ -74,7 +84,7 @@ export function mlaSource(block: AttentionBlock, valueMode: ValueMode): MlaSourc
   if (!block.past || !block.present) return 'it has no past/present cache in the graph';
   if (!block.rope) return 'it has no rotary position embedding (rope-free keys could be absorbed instead; not implemented)';
   if (!['inv-freq', 'cache', 'table'].includes(block.rope.source.kind)) return `its rope source '${block.rope.source.kind}' cannot be evaluated at arbitrary positions`;
-  const odd = block.notes.find((n) => UNSUPPORTED_NOTES.some((u) => n.startsWith(u)));
+  const odd = unsupportedFeature(block.notes);
   if (odd) return `it uses ${odd}, which the MLA attention does not implement`;
   const query = unrotatedQuery(block);
   if (typeof query === 'string') return query;

@@ -15,6 +15,7 @@ import type { Model } from '../../graph/ir/model.js';
 import type { Value } from '../../graph/ir/value.js';
 import { saveModelToBytes } from '../../graph/io/bytes.js';
 import { inlineTensorProto } from '../../graph/serde/from-ir.js';
+import { halfToFloat } from '../../graph/tensor/decode.js';
 import { liftAttention } from '../../patchers/attention/lift.js';
 import type { KvCalibration } from '../../patchers/gqa/align.js';
 import { parsePatchSpec, type PatchSpec } from '../../patchers/spec.js';
@@ -111,11 +112,13 @@ async function collectGrams(o: CalibrationOptions, kind: CalibrationKind): Promi
       const { outputs: out } = await decoder.step(input);
       for (const v of exposed) {
         const t = out[v.name];
-        if (!t || !(t.data instanceof Float32Array)) throw new AttnpatchError('UNSUPPORTED', `calibration output ${v.name} is not float32`, { tensor: v.name });
+        // NOTE: float16 models give float16 activations; their statistics are accumulated in float64 all the same.
+        const data = t?.data instanceof Float32Array ? t.data : t?.type === 'float16' ? Float32Array.from(t.data as Uint16Array, halfToFloat) : undefined;
+        if (!t || !data) throw new AttnpatchError('UNSUPPORTED', `calibration output ${v.name} is not float32 or float16`, { tensor: v.name });
         const n = t.dims.at(-1)!;
         let g = grams.get(v.name);
         if (!g) grams.set(v.name, (g = new Float64Array(n * n)));
-        accumulate(g, t.data, n);
+        accumulate(g, data, n);
       }
       tokens += input.length;
       o.onProgress?.(w + 1, windows.length);

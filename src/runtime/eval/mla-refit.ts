@@ -17,7 +17,7 @@ import type { Node } from '../../graph/ir/node.js';
 import type { Value } from '../../graph/ir/value.js';
 import { saveModelToBytes } from '../../graph/io/bytes.js';
 import { inlineTensorProto } from '../../graph/serde/from-ir.js';
-import { floatToHalf, toFloat32 } from '../../graph/tensor/decode.js';
+import { floatToHalf, halfToFloat, toFloat32 } from '../../graph/tensor/decode.js';
 import { MemoryTensor, viewBytes } from '../../graph/tensor/tensor.js';
 import { liftAttention } from '../../patchers/attention/lift.js';
 import { ridgeSolve } from '../../patchers/mla/linalg.js';
@@ -47,6 +47,8 @@ export interface MlaRefitReport {
   tokens: number;
   /** Per refit layer, ‖W_new − W_old‖ / ‖W_old‖. */
   change: number[];
+  /** Lossy layers left as they were, and why (e.g. float16 activations). */
+  skipped: { layer: number; reason: string }[];
 }
 
 interface Fold {
@@ -84,8 +86,9 @@ function withOutputs(model: Model, values: readonly Value[]): Uint8Array {
 }
 
 const floats = (t: ort.Tensor | undefined, name: string): Float32Array => {
-  if (!t || !(t.data instanceof Float32Array)) throw new AttnpatchError('UNSUPPORTED', `refit output ${name} is not float32 (float16 models are not refit yet)`, { tensor: name });
-  return t.data;
+  if (t?.data instanceof Float32Array) return t.data;
+  if (t?.type === 'float16') return Float32Array.from(t.data as Uint16Array, halfToFloat);
+  throw new AttnpatchError('UNSUPPORTED', `refit output ${name} is not float32 or float16`, { tensor: name });
 };
 
 /** Refits the folded output projections of every lossy mla block of `patched`, in layer order. */
@@ -97,7 +100,11 @@ export async function refitMlaOutputs(o: MlaRefitOptions): Promise<MlaRefitRepor
   if (missing) throw new AttnpatchError('UNSUPPORTED', `layer ${missing.layer}: the original model has no output projection to refit against`);
   const windows = planWindows(o.ids.slice(0, o.tokens ?? 16384), { context: o.context ?? 512, partial: true });
   const mod = ort as unknown as OrtModule;
-  const report: MlaRefitReport = { layers: [], tokens: windows.reduce((s, w) => s + w.length, 0), change: [] };
+  const report: MlaRefitReport = { layers: [], tokens: windows.reduce((s, w) => s + w.length, 0), change: [], skipped: [] };
+  // NOTE: the normal equations are float64 whatever the model's float type; only float weights can be refit.
+  const isFloat = (x: Fold) => [DataType.FLOAT, DataType.FLOAT16].includes(x.node.input(1)?.initializer?.dtype as 1);
+  for (const f of folds.filter((x) => !isFloat(x))) report.skipped.push({ layer: f.layer, reason: 'its folded weight is not float32 or float16' });
+  folds.splice(0, folds.length, ...folds.filter(isFloat));
   if (folds.length === 0) return report;
   const original = await OrtDecoder.create(mod, withOutputs(o.original, folds.map((f) => targets.get(f.layer)!)), { executionProviders: ['cpu'] });
   try {
