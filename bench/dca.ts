@@ -43,6 +43,7 @@ import { loadModelFile, saveModelFile } from '../src/graph/io/fs.js';
 import { applyDca } from '../src/patchers/dca/index.js';
 import type { OrtModule } from '../src/runtime/ort/decoder.js';
 import { cacheShapeOf, DynamicStepper, maxAbsDiff, median, promptIds, tokenFeeds } from './gqa-cache.js';
+import { argReader } from './args.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(HERE, '..', '..', 'shared', 'models', 'bench-llama-random', 'onnx', 'model.onnx');
@@ -76,11 +77,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const has = (f: string) => argv.includes(f);
-  const val = (f: string) => {
-    const i = argv.indexOf(f);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const { has, val } = argReader(argv);
   const quick = has('--quick');
   const contexts = (val('--contexts') ?? (quick ? '2048,8192' : '2048,8192,16384')).split(',').map(Number);
   return {

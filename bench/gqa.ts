@@ -47,6 +47,7 @@ import {
   type Stepper,
 } from './gqa-cache.js';
 import { HeapStepper, WasmRunTrace, captureWasmModule } from './gqa-wasm-heap.js';
+import { argReader } from './args.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(HERE, '..', '..', 'shared', 'models', 'bench-llama-random', 'onnx', 'model.onnx');
@@ -70,11 +71,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const has = (f: string) => argv.includes(f);
-  const val = (f: string) => {
-    const i = argv.indexOf(f);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const { has, val } = argReader(argv);
   const quick = has('--quick');
   const contexts = (val('--contexts') ?? (quick ? '512,2048' : '512,2048,8192')).split(',').map(Number);
   return {

@@ -27,6 +27,7 @@ import { applyGqa } from '../src/patchers/gqa/index.js';
 import type { PatchReport } from '../src/patchers/patch.js';
 import { evaluatePerplexityIds } from '../src/runtime/eval/perplexity.js';
 import { tokenizeText } from '../src/runtime/eval/tokenize.js';
+import { argReader } from '../bench/args.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_DIR = join(ROOT, 'models', 'tinystories-656k');
@@ -234,10 +235,7 @@ function markdownTable(r: Result): string {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  const val = (f: string) => {
-    const i = argv.indexOf(f);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const { val } = argReader(argv);
   const cap = argv.includes('--quick') ? 2 : val('--windows') !== undefined ? Number(val('--windows')) : undefined;
   if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) throw new Error('--windows needs a positive integer');
   const toDocs = cap === undefined || argv.includes('--docs');
