@@ -78,13 +78,6 @@ describe.each(cases)('%s, %s export', (family, form) => {
     const model = build();
     checkForms(plan, inspectModel(model).attention.map((b) => b.form));
     const [report] = applyPatches(model, plan.specs, patchContextOf(config));
-    if (family === 'qwen3' && form === 'optimum') {
-      // Finding for the patchers: the optimum-unfused q/k paths have no q/k-norm step, so nothing is lifted.
-      expect(report!.patched).toEqual([]);
-      expect(report!.left).toHaveLength(spec.layers);
-      for (const l of report!.left) expect(l.reason).toMatch(/q path \(expected \[rope\] ← Transpose ← Reshape/);
-      return;
-    }
     expect(report!.left).toEqual([]);
     expect(report!.lossy).toBe(false);
     expect(report!.patched.map((p) => p.to)).toEqual(new Array(spec.layers).fill(form === 'genai' ? 'GroupQueryAttention (unchanged)' : 'GroupQueryAttention(do_rotary=1)'));
@@ -97,14 +90,6 @@ describe.each(cases)('%s, %s export', (family, form) => {
     expect(plan.specs).toEqual([{ dca: { trainedLength: spec.maxPositions } }]);
     const model = build();
     const forms = inspectModel(model).attention.map((b) => b.form);
-    if (family === 'qwen3' && form === 'optimum') {
-      // Nothing is lifted (see above), so the recipe's form refusal has no block to see; dca leaves them itself.
-      expect(forms).toEqual([]);
-      expect(() => checkForms(plan, ['unfused'])).toThrow(/^recipe qwen3 refuses dca on unfused attention: in Optimum exports the q\/k RMSNorm/);
-      const [report] = applyPatches(model, plan.specs);
-      expect(report!.patched).toEqual([]);
-      return;
-    }
     checkForms(plan, forms);
     const [report] = applyPatches(model, plan.specs, patchContextOf(config));
     expect(report!.left).toEqual([]);

@@ -109,6 +109,12 @@ export interface AttentionBlock {
    * source's own rope when it cannot rebuild it.
    */
   heads?: { q: Value; k: Value; v: Value };
+  /**
+   * Unfused forms with a per-head q/k norm ('qk-norm'): q and k heads after the norm and before rope, [B, H, S, Dh]
+   * and [B, Hkv, S, Dh]. The unrotated source a patch that applies rope itself must start from (the projections
+   * alone would skip the norm).
+   */
+  normedHeads?: { q: Value; k: Value };
   /** Attention result with heads merged, [B, S, H·Dh] (what `o` consumes). */
   output: Value;
   /** The fused op, or the Softmax of an unfused block. */

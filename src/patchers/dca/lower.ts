@@ -29,10 +29,22 @@ function elemType(v: Value | undefined): number {
   return v?.type?.kind === 'tensor' ? v.type.elemType : DataType.FLOAT;
 }
 
+/** [B, N, S, Dh] → [B, S, N·Dh]. */
+function mergeHeads(b: GraphBuilder, heads: Value): Value {
+  const t = b.op('Transpose', [heads], { attributes: { perm: [0, 2, 1, 3] } });
+  return b.op('Reshape', [t, b.ints('shape_bs_flat', [0, 0, -1])]);
+}
+
 /** The q/k/v the attention consumed before any rope was applied, or why they cannot be found. */
 function unrotated(b: GraphBuilder, block: AttentionBlock): [Value, Value, Value] | string {
-  if (block.notes.includes('qk-norm') && (block.form === 'unfused' || block.form === 'sdpa')) return 'its q/k norm sits between the projection and rope';
   if (block.form === 'unfused' || block.form === 'sdpa') {
+    if (block.notes.includes('qk-norm')) {
+      // The norm sits between the projection and rope: start from the normalized heads (before rope).
+      const n = block.normedHeads;
+      const v = block.heads?.v;
+      if (!n || !v) return 'its q/k norm sits between the projection and rope, and the lifter gave no normalized heads';
+      return [mergeHeads(b, n.q), mergeHeads(b, n.k), mergeHeads(b, v)];
+    }
     const [q, k, v] = [block.q?.output, block.k?.output, block.v?.output];
     if (!q || !k || !v || block.q?.columns) return 'its q/k/v projections were not lifted as separate graph values';
     return [q, k, v];

@@ -102,10 +102,12 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
     }
     if (!caches && options.rotary === 'fused') return { ok: false, reason: `fused rotary impossible: ${keepReason}` };
   }
-  // q/k norm (Qwen3) sits between the projection and rope: only the source's own rotated heads include it.
+  // q/k norm (Qwen3) sits between the projection and rope: built-in rotary must start from the normalized heads
+  // (unfused lifts give them), otherwise only the source's own rotated heads include the norm.
   const qkNorm = block.notes.includes('qk-norm');
-  if (qkNorm && caches) caches = undefined;
-  const keepRope = (block.rope !== null && !caches) || qkNorm;
+  const normed = qkNorm && caches ? block.normedHeads : undefined;
+  if (qkNorm && !normed) caches = undefined;
+  const keepRope = (block.rope !== null && !caches) || (qkNorm && !normed);
   if (keepRope && !block.heads) return { ok: false, reason: `cannot rebuild its rope (${keepReason || 'rotary: keep'}) and the lifter gave no rotated heads to reuse` };
   const internal = !keepRope && block.q !== null && block.q.output === null && packedInOrder(block, true);
   if (!keepRope && !internal && (!block.q?.output || !block.k?.output || !block.v?.output)) return { ok: false, reason: 'its q/k/v projections were not lifted as graph values' };
@@ -132,6 +134,10 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
       query = p.bias ? b.op('Add', [mm, p.bias]) : mm;
       key = null;
       value = null;
+    } else if (normed) {
+      query = mergeHeads(b, normed.q);
+      key = mergeHeads(b, normed.k);
+      value = block.v?.output && !block.v.columns ? block.v.output : mergeHeads(b, block.heads!.v);
     } else if (keepRope) {
       query = mergeHeads(b, block.heads!.q);
       key = mergeHeads(b, block.heads!.k);

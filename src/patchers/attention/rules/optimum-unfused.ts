@@ -1,7 +1,7 @@
 /**
  * @file Lift rule for eager / SDPA-decomposed Llama-family exports (Optimum, torch.onnx, transformers.js): anchored
  * on the Softmax, it reads
- *   q  = [rope] ← Transpose([0,2,1,3]) ← Reshape ← [Add(bias)] ← MatMul(hidden, W_q)
+ *   q  = [rope] ← [q norm] ← Transpose([0,2,1,3]) ← [q norm] ← Reshape ← [Add(bias)] ← MatMul(hidden, W_q)
  *   kᵀ = Transpose([0,1,3,2]) ← [repeat_kv] ← [Concat(past_key_values.N.key, ·, −2) → present.N.key] ← [rope] ← … W_k
  *   v  = [repeat_kv] ← [Concat(past …value, ·, −2)] ← Transpose ← Reshape ← [Add(bias)] ← MatMul(hidden, W_v)
  * around the core of `unfused-core.ts`, and the output projection after the head merge. Form 'sdpa' when both q
@@ -14,12 +14,13 @@ import { exclusiveNodes, match, op, type Bindings } from '../../../graph/pattern
 import type { LiftContext, LiftResult, LiftRule } from '../block.js';
 import { cacheOf, groupSize, repeatKv, withPast } from './kv-pattern.js';
 import { linear, outputProjection, projectionNodes, projectionOf, splitHeads, type Sized } from './projection-pattern.js';
+import { splitHeadsMaybeNormed } from './qk-norm-pattern.js';
 import { maybeRope, nodesAbove, ropeInfo } from './rope-pattern.js';
 import { traceRope } from './rope-source.js';
 import { failed, maskRoot, matchCore, shapeDim, unfusedKind, type Step } from './unfused-core.js';
 
-const Q = maybeRope('q', splitHeads('q', linear('q')));
-const K = op('Transpose', [repeatKv('k', withPast('k', maybeRope('k', splitHeads('k', linear('k')))))], { attrs: { perm: [0, 1, 3, 2] } });
+const Q = maybeRope('q', splitHeadsMaybeNormed('q', linear('q')));
+const K = op('Transpose', [repeatKv('k', withPast('k', maybeRope('k', splitHeadsMaybeNormed('k', linear('k')))))], { attrs: { perm: [0, 1, 3, 2] } });
 const V = repeatKv('v', withPast('v', splitHeads('v', linear('v'))));
 
 const positive = (x: number | undefined): number | undefined => (x !== undefined && x > 0 ? x : undefined);
@@ -44,9 +45,9 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
   if (!core.ok) return core;
   const c = core.value;
   const qm = match(Q, c.q);
-  if (!qm.ok) return failed('q path (expected [rope] ← Transpose ← Reshape ← [Add bias] ← MatMul(hidden, W_q))', qm);
+  if (!qm.ok) return failed('q path (expected [rope] ← [norm] ← Transpose ← [norm] ← Reshape ← [Add bias] ← MatMul(hidden, W_q))', qm);
   const km = match(K, c.kT);
-  if (!km.ok) return failed('k path (expected Transpose ← [repeat_kv] ← [Concat(past, ·)] ← [rope] ← Transpose ← Reshape ← [Add bias] ← MatMul(hidden, W_k))', km);
+  if (!km.ok) return failed('k path (expected Transpose ← [repeat_kv] ← [Concat(past, ·)] ← [rope] ← [norm] ← Transpose ← [norm] ← Reshape ← [Add bias] ← MatMul(hidden, W_k))', km);
   const vm = match(V, c.pv.input(1));
   if (!vm.ok) return failed('v path (expected [repeat_kv] ← [Concat(past, ·)] ← Transpose ← Reshape ← [Add bias] ← MatMul(hidden, W_v))', vm);
   const [qb, kb, vb] = [qm.bindings, km.bindings, vm.bindings];
@@ -78,6 +79,9 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
   const vc = cacheOf(vb, 'v', graph.outputs);
   if (!kc !== !vc) return { ok: false, reason: 'only one of k and v is concatenated with a past cache' };
   const notes: string[] = [`mask=${c.mask}`];
+  // Per-head q/k RMSNorm (Qwen3, Gemma 3): the norm sits between the projection and rope.
+  const qkNorm = qb.tags['q.qkNorm'] !== 'none' || kb.tags['k.qkNorm'] !== 'none';
+  if (qkNorm) notes.push('qk-norm');
   if (kc && (!kc.present || !vc?.present)) notes.push('present-not-graph-output');
 
   const rope = ropeInfo(qb, kb, headDim);
@@ -112,6 +116,7 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
       present: kc?.present && vc?.present ? { key: kc.present, value: vc.present } : null,
       hidden,
       heads: { q: qb.values['q.roped']!, k: kb.values['k.new']!, v: vb.values['v.new']! },
+      ...(qkNorm ? { normedHeads: { q: qb.values['q.heads']!, k: kb.values['k.heads']! } } : {}),
       output: c.output,
       anchor: softmax,
       nodes,
