@@ -8,3 +8,4 @@ export { BUILTIN_RECIPES, builtinRecipes, builtinRecipe, loadRecipeFile, namedRe
 export { identify, matchRecipe, matchScore, configValue, type ModelConfig, type ConfigIdentity } from './match.js';
 export { planRecipe, checkForms, isAuto, resolveNumber, type RecipePlan } from './plan.js';
 export { selectRecipe, recipePlan, type RecipeRef } from './select.js';
+export { mergeGenaiConfig, contextLengthOf, genaiContextLength } from './genai.js';

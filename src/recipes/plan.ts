@@ -6,6 +6,7 @@
  */
 import { AttnpatchError } from '../errors.js';
 import { parsePatchSpec, type PatchSpec, type PatchStep } from '../patchers/spec.js';
+import { genaiContextLength } from './genai.js';
 import { configValue, type ModelConfig } from './match.js';
 import type { FromConfig, Recipe, Refusal } from './schema.js';
 
@@ -90,7 +91,8 @@ function refuse(recipe: Recipe, f: Refusal, formsSeen?: readonly string[]): neve
 export function planRecipe(recipe: Recipe, config: ModelConfig | undefined, requested?: PatchSpec | readonly PatchSpec[]): RecipePlan {
   const auto = requested === undefined || isAuto(requested);
   const asked = auto ? recipe.auto.map((name): PatchStep => ({ name, options: {} })) : (Array.isArray(requested) ? (requested as readonly PatchSpec[]) : [requested as PatchSpec]).map(parsePatchSpec);
-  const trainedLength = resolveNumber(recipe.trainedLength, config);
+  // NOTE: a GenAI-only folder has no config.json fields; its genai_config's context_length stands in for them.
+  const trainedLength = resolveNumber(recipe.trainedLength, config) ?? (typeof recipe.trainedLength === 'object' && recipe.trainedLength ? genaiContextLength(config) : undefined);
   const declared = resolveNumber(recipe.defaults.window, config);
   // NOTE: a window at least as long as the trained context never binds inside it (Phi-3.5: 262144 vs 131072).
   const window = declared !== undefined && (trainedLength === undefined || declared < trainedLength) ? declared : undefined;

@@ -9,6 +9,7 @@ import { AttnpatchError } from '../errors.js';
 import type { Model } from '../graph/ir/model.js';
 import { loadModelFile, resolveModelFile, saveModelFile, type SaveOptions } from '../graph/io/fs.js';
 import type { PatchContext } from '../patchers/spec.js';
+import { contextLengthOf, mergeGenaiConfig } from '../recipes/genai.js';
 
 export interface ModelLocation {
   /** The folder given (transformers.js layout), or undefined for a bare .onnx file. */
@@ -17,10 +18,38 @@ export interface ModelLocation {
   file: string;
 }
 
-/** Where the model of a path is: a file, or a folder's `onnx/model.onnx`. */
+/**
+ * Where the model of a path is: a file; a folder's `onnx/model.onnx` or `model.onnx`; in an onnxruntime-genai folder
+ * the decoder its genai_config.json names (`past.onnx`…); else the folder's only .onnx file.
+ */
 export function locateModel(path: string): ModelLocation {
-  const file = resolveModelFile(path);
-  return { folder: statSync(path).isDirectory() ? resolve(path) : undefined, file: resolve(file) };
+  const folder = existsSync(path) && statSync(path).isDirectory() ? resolve(path) : undefined;
+  const genai = folder ? genaiDecoderFile(folder) : undefined;
+  const file = genai && !existsSync(join(folder!, 'onnx', 'model.onnx')) ? genai : resolveModelFile(path);
+  return { folder, file: resolve(file) };
+}
+
+/** The decoder file a folder's genai_config.json names, when it exists. */
+function genaiDecoderFile(folder: string): string | undefined {
+  const name = configValue(readJson(join(folder, 'genai_config.json')), ['model', 'decoder', 'filename']);
+  if (typeof name !== 'string' || !name || name.includes('..')) return undefined;
+  const file = join(folder, name);
+  return existsSync(file) && statSync(file).isFile() ? file : undefined;
+}
+
+function configValue(v: unknown, path: readonly string[]): unknown {
+  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
+  return v;
+}
+
+/** A JSON file's value, or undefined when it is missing or not JSON. */
+function readJson(path: string): unknown {
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Output location mirroring the input: a folder gives a folder, a file gives a file (into a folder if `out` is one). */
@@ -62,20 +91,24 @@ function dataFilesOf(dir: string, file: string): string[] {
     .map((f) => resolve(dir, f));
 }
 
-/** config.json of a model: in its folder, or beside / one level above a bare .onnx file. */
+/**
+ * config.json of a model (in its folder, or beside / one level above a bare .onnx file) with the `model` object of
+ * an onnxruntime-genai genai_config.json found the same way merged in under `model` (see recipes/genai.ts). A
+ * folder with only genai_config.json gives `{ model: {...} }`; neither gives undefined.
+ */
 export function readConfig(location: ModelLocation): Record<string, unknown> | undefined {
-  const dirs = location.folder ? [location.folder] : [dirname(location.file), dirname(dirname(location.file))];
-  for (const d of dirs) {
-    const p = join(d, 'config.json');
-    if (existsSync(p)) return JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
-  }
-  return undefined;
+  const dirs = location.folder ? [location.folder, dirname(location.file)] : [dirname(location.file), dirname(dirname(location.file))];
+  const first = (name: string) => dirs.map((d) => join(d, name)).find((p) => existsSync(p));
+  const configFile = first('config.json');
+  const config = configFile ? (JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>) : undefined;
+  const genaiFile = first('genai_config.json');
+  return genaiFile ? mergeGenaiConfig(config, readJson(genaiFile)) : config;
 }
 
-/** What patches may know from config.json. */
+/** What patches may know from the config: the trained length (max_position_embeddings, else GenAI's context_length). */
 export function patchContextOf(config: Record<string, unknown> | undefined): PatchContext {
-  const n = config?.max_position_embeddings;
-  return typeof n === 'number' ? { maxPositionEmbeddings: n } : {};
+  const n = contextLengthOf(config);
+  return n !== undefined ? { maxPositionEmbeddings: n } : {};
 }
 
 /** Loads the model of a file or folder. */

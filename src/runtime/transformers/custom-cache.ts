@@ -6,6 +6,8 @@
  * both key forms map to the same file; a fresh Response on every match (a body reads once); patched bytes are
  * never stored under the original key; `put` stores only originals.
  */
+import { contextLengthOf, genaiContextLength, mergeGenaiConfig } from '../../recipes/genai.js';
+import type { ModelConfig } from '../../recipes/match.js';
 import { AttnpatchError } from '../../errors.js';
 import { loadModelFromBytes } from '../../graph/io/bytes.js';
 import { decodeModelProto } from '../../graph/serde/decode.js';
@@ -136,18 +138,24 @@ export class PatchingCache implements CacheLike {
     return p.then((a) => (a.bytes || a.path ? a : undefined));
   }
 
-  /** What patches may know from the model's config.json (read like any original file). */
+  /**
+   * What patches may know from the model's config.json (read like any original file); without its
+   * max_position_embeddings, from genai_config.json's model.context_length.
+   */
   private async context(entry: PatchEntry, file: string, key: string): Promise<PatchContext> {
     const depth = file.split('/').length - 1;
-    const configKey = key.split('/').slice(0, -1 - depth).concat('config.json').join('/');
-    const bytes = await this.originals.read(entry, 'config.json', configKey).catch(() => undefined);
-    if (!bytes) return {};
-    try {
-      const n = (JSON.parse(new TextDecoder().decode(bytes)) as { max_position_embeddings?: unknown }).max_position_embeddings;
-      return typeof n === 'number' ? { maxPositionEmbeddings: n } : {};
-    } catch {
-      return {};
-    }
+    const json = async (name: string): Promise<unknown> => {
+      const bytes = await this.originals.read(entry, name, key.split('/').slice(0, -1 - depth).concat(name).join('/')).catch(() => undefined);
+      if (!bytes) return undefined;
+      try {
+        return JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+      } catch {
+        return undefined;
+      }
+    };
+    const config = (await json('config.json')) as ModelConfig | undefined;
+    const n = contextLengthOf(config) ?? genaiContextLength(mergeGenaiConfig(undefined, await json('genai_config.json')));
+    return n !== undefined ? { maxPositionEmbeddings: n } : {};
   }
 
   private async build(entry: PatchEntry, file: string, key: string): Promise<Artifact> {

@@ -6,6 +6,7 @@
 import { AutoConfig, env, pipeline as transformersPipeline } from '@huggingface/transformers';
 import type { PatchReport } from '../../patchers/patch.js';
 import { parsePatchSpec, type PatchSpec, type PatchStep } from '../../patchers/spec.js';
+import { mergeGenaiConfig } from '../../recipes/genai.js';
 import type { ModelConfig } from '../../recipes/match.js';
 import { checkForms, isAuto, type RecipePlan } from '../../recipes/plan.js';
 import { recipePlan, type RecipeRef } from '../../recipes/select.js';
@@ -98,12 +99,31 @@ async function resolveModelId(model: string): Promise<string> {
   return existsSync(model) && statSync(model).isDirectory() ? resolve(model) : model;
 }
 
-/** config.json as transformers.js reads it (the `config` option wins), or undefined when there is none. */
+/**
+ * config.json as transformers.js reads it (the `config` option wins), or undefined when there is none; in Node, a
+ * local folder's genai_config.json is merged in (its `model`, see recipes/genai.ts), so a folder with only
+ * genai_config.json still matches a recipe.
+ */
 async function modelConfig(id: string, o: TransformersOptions): Promise<ModelConfig | undefined> {
   if (o.config) return o.config as unknown as ModelConfig;
   const { cache_dir, local_files_only, revision } = o;
   const from = { ...(cache_dir !== undefined ? { cache_dir } : {}), ...(local_files_only !== undefined ? { local_files_only } : {}), ...(revision !== undefined ? { revision } : {}) };
-  return (AutoConfig.from_pretrained(id, from) as Promise<unknown>).then((c) => c as ModelConfig, () => undefined);
+  const config = await (AutoConfig.from_pretrained(id, from) as Promise<unknown>).then((c) => c as ModelConfig, () => undefined);
+  return mergeGenaiConfig(config, await localGenaiConfig(id));
+}
+
+/** A local model folder's genai_config.json (Node), or undefined. */
+async function localGenaiConfig(id: string): Promise<unknown> {
+  if (!IS_NODE) return undefined;
+  const { existsSync, readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const file = join(id, 'genai_config.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
