@@ -1,14 +1,18 @@
 /**
- * Each test family (llama: grouped KV heads, qwen2: q/k/v biases, qwen3: q/k RMSNorm) built in its Optimum (unfused)
- * and GenAI (fused GroupQueryAttention) export forms with random weights: the graph matches a from-scratch forward,
- * the recipe picked from its config.json applies its default patches (lossless ones still match), and dca — where the
- * recipe allows it — matches the reference under Dual Chunk Attention positions past the chunk size.
+ * Each test family (`test/support/families.ts`: llama, smollm, qwen2, qwen3, mistral, phi3, gemma2, gemma3) built in
+ * its Optimum (unfused) and GenAI (fused GroupQueryAttention) export forms with random weights: the graph matches a
+ * from-scratch forward (also across the sliding window, and the window / softcap measurably matter), the recipe
+ * picked from its config.json applies its default patches (lossless ones still match), dca — where the recipe allows
+ * it — matches the reference under Dual Chunk Attention positions past the chunk size, and where the recipe refuses a
+ * patch, the refusal says why (and the patch itself leaves the blocks with the reason).
  */
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { saveModelToBytes } from '../../src/graph/io/bytes.js';
 import type { Model } from '../../src/graph/ir/model.js';
 import { inspectModel } from '../../src/patchers/inspect.js';
+import { applyDca } from '../../src/patchers/dca/index.js';
+import { applyMla } from '../../src/patchers/mla/index.js';
 import { applyPatches } from '../../src/patchers/spec.js';
 import { builtinRecipes } from '../../src/recipes/load.js';
 import { matchRecipe } from '../../src/recipes/match.js';
@@ -18,14 +22,55 @@ import { OrtDecoder } from '../../src/runtime/ort/decoder.js';
 import { patchContextOf } from '../../src/runtime/model-folder.js';
 import { buildFamily, type ExportForm } from '../support/family-graphs.js';
 import { familyForward } from '../support/family-reference.js';
-import { FAMILIES, familyConfig, familyWeights, type FamilyName } from '../support/families.js';
+import { FAMILIES, familyConfig, familyWeights, WINDOW, type FamilyName, type FamilySpec } from '../support/families.js';
 import { dcaPositions, type Positions } from '../support/llama-reference.js';
 
 /** Token ids: a prefill of all but the last, then one decode step (the cache path). */
 const IDS = [5, 17, 2, 40, 33, 8, 59, 21, 13];
-/** Long enough to span three DCA chunks with trained length 16 (CS 12, LW 2, L 10). */
+/** Long enough to span three DCA chunks with trained length 16 (CS 12, LW 2, L 10), and four sliding windows of 6. */
 const LONG = Array.from({ length: 26 }, (_, i) => (i * 23 + 7) % 61);
 const TOL = 1e-4;
+
+/** What each family's recipe does with its default patches and with dca / mla. */
+interface Expected {
+  /** The recipe's default specs. */
+  specs: object[];
+  /** `to` of each patched block under the default patches, per form. */
+  to: Record<ExportForm, string[]>;
+  /** dca: exact, or the recipe's refusal and the reasons dca itself gives per block (null: lowered). */
+  dca: 'exact' | { refusal: RegExp; left: (RegExp | null)[] };
+  /** mla: the recipe's refusal, and the reason the patch gives for each block. */
+  mla?: { refusal: RegExp; left: RegExp };
+}
+
+const fused = (...extra: string[]) => `GroupQueryAttention(${['do_rotary=1', ...extra].join(', ')})`;
+const UNCHANGED = ['GroupQueryAttention (unchanged)', 'GroupQueryAttention (unchanged)'];
+const PLAIN: Expected = { specs: [{ gqa: {} }], to: { optimum: [fused(), fused()], genai: UNCHANGED }, dca: 'exact' };
+const EXPECTED: Record<FamilyName, Expected> = {
+  llama: PLAIN,
+  smollm: PLAIN,
+  qwen2: PLAIN,
+  qwen3: PLAIN,
+  phi3: PLAIN,
+  mistral: {
+    specs: [{ gqa: { window: WINDOW } }],
+    to: { optimum: [fused(`window=${WINDOW}`), fused(`window=${WINDOW}`)], genai: [`GroupQueryAttention(window=${WINDOW})`, `GroupQueryAttention(window=${WINDOW})`] },
+    dca: { refusal: /^recipe mistral refuses dca: this checkpoint attends through a sliding window/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, /^it has sliding-window=6/] },
+    mla: { refusal: /^recipe mistral refuses mla: the MLA attention function has no window/, left: /^it uses sliding-window=6, which the MLA attention does not implement$/ },
+  },
+  gemma2: {
+    specs: [{ gqa: {} }],
+    to: { optimum: [fused(`window=${WINDOW}`, 'softcap=1.5'), fused('softcap=1.5')], genai: UNCHANGED },
+    dca: { refusal: /^recipe gemma2 refuses dca: DualChunkAttention has neither the attention logit softcap/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, /^it has softcap=1\.5, which Dual Chunk Attention would drop$/] },
+    mla: { refusal: /^recipe gemma2 refuses mla: the MLA attention function has neither the logit softcap nor a window/, left: /^it uses (sliding-window=6|softcap=1\.5), which the MLA attention does not implement$/ },
+  },
+  gemma3: {
+    specs: [{ gqa: {} }],
+    to: { optimum: [fused(`window=${WINDOW}`), fused()], genai: UNCHANGED },
+    dca: { refusal: /^recipe gemma3 refuses dca: five of every six layers attend through a sliding window/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, null] },
+    mla: { refusal: /^recipe gemma3 refuses mla: the MLA attention function has no window and no q\/k norm/, left: /^it uses (sliding-window=6|qk-norm), which the MLA attention does not implement$/ },
+  },
+};
 
 let recipes: readonly Recipe[];
 beforeAll(async () => {
@@ -50,50 +95,71 @@ function maxDiff(got: Float32Array, want: Float32Array[]): number {
   return got.reduce((m, v, i) => Math.max(m, Math.abs(v - flat[i]!)), 0);
 }
 
-const cases: [FamilyName, ExportForm][] = [
-  ['llama', 'optimum'],
-  ['llama', 'genai'],
-  ['qwen2', 'optimum'],
-  ['qwen2', 'genai'],
-  ['qwen3', 'optimum'],
-  ['qwen3', 'genai'],
-];
+const FORMS: ExportForm[] = ['optimum', 'genai'];
+/** Families whose patch checks wait for the lifter quirks (softcap, Slice-packed QKV, mask windows, gqa softcap/window). */
+const PENDING = new Set<string>(['mistral', 'gemma2', 'gemma3', 'phi3:optimum']);
+const cases = (Object.keys(FAMILIES) as FamilyName[]).flatMap((f) => FORMS.map((form): [FamilyName, ExportForm] => [f, form]));
 
 describe.each(cases)('%s, %s export', (family, form) => {
   const spec = FAMILIES[family];
+  const expected = EXPECTED[family];
   const weights = familyWeights(spec);
   const config = familyConfig(spec);
   const build = () => buildFamily(form, spec, weights);
-  const reference = (ids: readonly number[], positions?: Positions) => familyForward(spec, weights, ids, positions);
+  const reference = (ids: readonly number[], positions?: Positions, s: FamilySpec = spec) => familyForward(s, weights, ids, positions);
 
-  it('the graph matches the from-scratch forward (prefill + one decode step)', async () => {
+  it('the graph matches the from-scratch forward (prefill + one decode step, and 26 tokens across the window)', async () => {
     expect(maxDiff(await runOrt(build(), IDS), reference(IDS))).toBeLessThanOrEqual(TOL);
+    const long = await runOrt(build(), LONG);
+    expect(maxDiff(long, reference(LONG))).toBeLessThanOrEqual(TOL);
+    // The quirks matter: a reference without the window (or the softcap) is far from the graph.
+    if (spec.windows.some((w) => w !== undefined)) expect(maxDiff(long, reference(LONG, undefined, { ...spec, windows: spec.windows.map(() => undefined) }))).toBeGreaterThan(1e-2);
+    if (spec.softcap) expect(maxDiff(long, reference(LONG, undefined, { ...spec, softcap: 0 }))).toBeGreaterThan(1e-2);
   });
 
-  it("config.json picks the family's recipe, and its default patches apply", async () => {
+  const ready = !PENDING.has(family) && !PENDING.has(`${family}:${form}`);
+  it.runIf(ready)("config.json picks the family's recipe, and its default patches apply losslessly", async () => {
     const recipe = matchRecipe(recipes, config);
     expect(recipe.name).toBe(family);
     const plan = planRecipe(recipe, config);
-    expect(plan.specs).toEqual([{ gqa: {} }]);
+    expect(plan.specs).toEqual(expected.specs);
     const model = build();
     checkForms(plan, inspectModel(model).attention.map((b) => b.form));
     const [report] = applyPatches(model, plan.specs, patchContextOf(config));
     expect(report!.left).toEqual([]);
     expect(report!.lossy).toBe(false);
-    expect(report!.patched.map((p) => p.to)).toEqual(new Array(spec.layers).fill(form === 'genai' ? 'GroupQueryAttention (unchanged)' : 'GroupQueryAttention(do_rotary=1)'));
-    expect(maxDiff(await runOrt(model, IDS), reference(IDS))).toBeLessThanOrEqual(TOL);
+    expect(report!.patched.map((p) => p.to)).toEqual(expected.to[form]);
+    expect(maxDiff(await runOrt(model, LONG), reference(LONG))).toBeLessThanOrEqual(TOL);
   });
 
-  it('dca where the recipe allows it: Dual Chunk Attention positions past the chunk size, as the reference computes them', async () => {
+  it.runIf(ready)('dca where the recipe allows it: Dual Chunk Attention positions past the chunk size, as the reference computes them; refused with the reason elsewhere', async () => {
     const recipe = matchRecipe(recipes, config);
-    const plan = planRecipe(recipe, config, 'dca');
-    expect(plan.specs).toEqual([{ dca: { trainedLength: spec.maxPositions } }]);
     const model = build();
     const forms = inspectModel(model).attention.map((b) => b.form);
+    if (expected.dca !== 'exact') {
+      expect(() => planRecipe(recipe, config, 'dca')).toThrow(expected.dca.refusal);
+      // The patch itself leaves the blocks whose quirks it would drop, with the reason.
+      const report = applyDca(model, { trainedLength: spec.maxPositions });
+      const reasons = expected.dca.left;
+      expect(report.left.map((l) => l.layer)).toEqual(reasons.flatMap((r, i) => (r ? [i] : [])));
+      report.left.forEach((l) => expect(l.reason).toMatch(reasons[l.layer]!));
+      return;
+    }
+    const plan = planRecipe(recipe, config, 'dca');
+    expect(plan.specs).toEqual([{ dca: { trainedLength: spec.maxPositions } }]);
     checkForms(plan, forms);
     const [report] = applyPatches(model, plan.specs, patchContextOf(config));
     expect(report!.left).toEqual([]);
     expect(report!.details).toMatchObject({ chunkSize: 12, localWindow: 2, chunkLength: 10 });
     expect(maxDiff(await runOrt(model, LONG), reference(LONG, dcaPositions(12, 2)))).toBeLessThanOrEqual(TOL);
+  });
+
+  it.runIf(ready && expected.mla)('mla: the recipe refuses it with the reason, and the patch leaves every block with it', () => {
+    const { refusal, left } = expected.mla!;
+    expect(() => planRecipe(matchRecipe(recipes, config), config, 'mla')).toThrow(refusal);
+    const report = applyMla(build(), { rank: 8 });
+    expect(report.patched).toEqual([]);
+    expect(report.left).toHaveLength(spec.layers);
+    for (const l of report.left) expect(l.reason).toMatch(left);
   });
 });

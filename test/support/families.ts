@@ -1,14 +1,23 @@
 /**
- * Test-only model families: tiny random-weight decoders with each family's attention quirks (Llama: grouped KV heads;
- * Qwen2: q/k/v biases; Qwen3: per-head q/k RMSNorm before rope), their config.json, and seeded weights. The same
- * weights feed the ONNX builders (`family-graphs.ts`: Optimum unfused and GenAI fused forms) and the plain TypeScript
- * forward (`family-reference.ts`), so each graph is checked against a from-scratch reference.
+ * Test-only model families: tiny random-weight decoders with each family's attention quirks, their config.json, and
+ * seeded weights (`family-weights.ts`). The same weights feed the ONNX builders (`family-graphs.ts`: Optimum unfused
+ * and GenAI fused forms) and the plain TypeScript forward (`family-reference.ts`), so each graph is checked against a
+ * from-scratch reference.
  *
- * Glossary: D hidden, H heads, Hkv KV heads, Dh head size, F MLP width, V vocabulary. Weights are [in, out] (the
- * MatMul layout).
+ * Attention quirks per family: Llama / SmolLM grouped KV heads (SmolLM: the 49152 vocabulary in config.json only);
+ * Qwen2 q/k/v biases; Qwen3 per-head q/k RMSNorm before the head transpose; Mistral a sliding window on every layer;
+ * Phi-3 packed qkv_proj and partial rotary; Gemma 2 attention logit softcap, query_pre_attn_scalar and sliding /
+ * global layers alternating (sliding on even layers); Gemma 3 query_pre_attn_scalar, q/k RMSNorm after the head
+ * transpose, a sliding layer 0 with its own rope base (rope_local_base_freq) and a global layer 1. Everything outside
+ * attention (embedding, RMSNorm with plain weights, SwiGLU MLP, untied LM head) stays Llama-like for every family:
+ * Gemma's √D embedding scale, (1 + w) norms, GELU and extra norms, and Phi-3's fused gate_up are not modelled.
+ *
+ * Glossary: D hidden, H heads, Hkv KV heads, Dh head size, F MLP width, V vocabulary, W sliding window (keys a query
+ * sees, itself included: key j is visible to query i when i − W < j ≤ i, as in transformers' sliding_window_overlay).
+ * Weights are [in, out] (the MatMul layout).
  */
 
-export type FamilyName = 'llama' | 'qwen2' | 'qwen3';
+export type FamilyName = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma2' | 'gemma3' | 'smollm';
 
 export interface FamilySpec {
   family: FamilyName;
@@ -27,22 +36,90 @@ export interface FamilySpec {
   maxPositions: number;
   /** q/k/v projection biases (Qwen2). */
   bias: boolean;
-  /** Per-head RMSNorm of q and k before rope (Qwen3). */
-  qkNorm: boolean;
+  /** Per-head RMSNorm of q and k before rope: before the head transpose (Qwen3) or after it (Gemma 3). */
+  qkNorm: false | 'before' | 'after';
+  /** One packed qkv_proj (Phi-3). */
+  packed: boolean;
+  /** Leading dims of each head that rotate (partial_rotary_factor · Dh). */
+  rotaryDim: number;
+  /** Softmax scale: 1/√Dh, or query_pre_attn_scalar^−½ (Gemma). */
+  scale: number;
+  /** Attention logit softcap c: scores → c·tanh(scores / c) before the mask (Gemma 2). */
+  softcap?: number;
+  /** Per layer: its sliding window W, or undefined for global (full causal) attention. */
+  windows: (number | undefined)[];
+  /** Per layer rope base (Gemma 3: rope_local_base_freq on sliding layers). */
+  thetas: number[];
+  /** config.json fields beyond the common ones (the family's own, and values that only the recipe reads). */
+  config: Record<string, unknown>;
 }
 
+/** The sliding window of the windowed families: small, so the 9- and 26-token test sequences cross it. */
+export const WINDOW = 6;
+
 const BASE = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, vocab: 61, eps: 1e-6, theta: 10000, maxPositions: 16 };
+const PLAIN: Pick<FamilySpec, 'bias' | 'qkNorm' | 'packed' | 'rotaryDim' | 'scale' | 'windows' | 'thetas' | 'config'> = {
+  bias: false,
+  qkNorm: false,
+  packed: false,
+  rotaryDim: 16,
+  scale: 1 / Math.sqrt(16),
+  windows: [undefined, undefined],
+  thetas: [10000, 10000],
+  config: {},
+};
+const QWEN = { use_sliding_window: false, sliding_window: 4096, max_window_layers: 2 };
+const llamaLike = { ...BASE, ...PLAIN, modelType: 'llama', architecture: 'LlamaForCausalLM' };
 
 /** The families with builders. */
 export const FAMILIES: Readonly<Record<FamilyName, FamilySpec>> = Object.freeze({
-  llama: { ...BASE, family: 'llama', modelType: 'llama', architecture: 'LlamaForCausalLM', bias: false, qkNorm: false },
-  qwen2: { ...BASE, family: 'qwen2', modelType: 'qwen2', architecture: 'Qwen2ForCausalLM', bias: true, qkNorm: false },
-  qwen3: { ...BASE, family: 'qwen3', modelType: 'qwen3', architecture: 'Qwen3ForCausalLM', bias: false, qkNorm: true },
+  llama: { ...llamaLike, family: 'llama' },
+  smollm: { ...llamaLike, family: 'smollm', config: { vocab_size: 49152 } },
+  qwen2: { ...BASE, ...PLAIN, family: 'qwen2', modelType: 'qwen2', architecture: 'Qwen2ForCausalLM', bias: true, config: QWEN },
+  qwen3: { ...BASE, ...PLAIN, family: 'qwen3', modelType: 'qwen3', architecture: 'Qwen3ForCausalLM', qkNorm: 'before', config: QWEN },
+  mistral: { ...BASE, ...PLAIN, family: 'mistral', modelType: 'mistral', architecture: 'MistralForCausalLM', windows: [WINDOW, WINDOW], config: { sliding_window: WINDOW } },
+  // Phi-3.5 / Phi-4-mini style: partial rotary (factor 0.5 of head size 32), a sliding window longer than the context.
+  phi3: {
+    ...BASE,
+    ...PLAIN,
+    family: 'phi3',
+    modelType: 'phi3',
+    architecture: 'Phi3ForCausalLM',
+    headDim: 32,
+    packed: true,
+    rotaryDim: 16,
+    scale: 1 / Math.sqrt(32),
+    config: { partial_rotary_factor: 0.5, sliding_window: 262144 },
+  },
+  gemma2: {
+    ...BASE,
+    ...PLAIN,
+    family: 'gemma2',
+    modelType: 'gemma2',
+    architecture: 'Gemma2ForCausalLM',
+    scale: 24 ** -0.5,
+    softcap: 1.5,
+    windows: [WINDOW, undefined],
+    config: { query_pre_attn_scalar: 24, attn_logit_softcapping: 1.5, final_logit_softcapping: null, sliding_window: WINDOW, layer_types: ['sliding_attention', 'full_attention'] },
+  },
+  gemma3: {
+    ...BASE,
+    ...PLAIN,
+    family: 'gemma3',
+    modelType: 'gemma3_text',
+    architecture: 'Gemma3ForCausalLM',
+    qkNorm: 'after',
+    scale: 24 ** -0.5,
+    windows: [WINDOW, undefined],
+    thetas: [10000, 1000000],
+    theta: 1000000,
+    config: { query_pre_attn_scalar: 24, attn_logit_softcapping: null, sliding_window: WINDOW, rope_local_base_freq: 10000, layer_types: ['sliding_attention', 'full_attention'] },
+  },
 });
 
 /** The config.json a real checkpoint of the family would have (the fields recipes and patches read). */
 export function familyConfig(s: FamilySpec): Record<string, unknown> {
-  const config: Record<string, unknown> = {
+  return {
     model_type: s.modelType,
     architectures: [s.architecture],
     hidden_size: s.hidden,
@@ -55,74 +132,8 @@ export function familyConfig(s: FamilySpec): Record<string, unknown> {
     rms_norm_eps: s.eps,
     rope_theta: s.theta,
     max_position_embeddings: s.maxPositions,
-  };
-  // Qwen configs carry a sliding window that use_sliding_window switches off.
-  if (s.family !== 'llama') Object.assign(config, { use_sliding_window: false, sliding_window: 4096, max_window_layers: s.layers });
-  return config;
-}
-
-export interface LayerWeights {
-  inputNorm: Float32Array;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-  o: Float32Array;
-  qBias?: Float32Array;
-  kBias?: Float32Array;
-  vBias?: Float32Array;
-  qNorm?: Float32Array;
-  kNorm?: Float32Array;
-  postNorm: Float32Array;
-  gate: Float32Array;
-  up: Float32Array;
-  down: Float32Array;
-}
-
-export interface FamilyWeights {
-  embed: Float32Array;
-  layers: LayerWeights[];
-  norm: Float32Array;
-  lmHead: Float32Array;
-}
-
-/** mulberry32: a small seeded PRNG, so every run builds the same model. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    ...s.config,
   };
 }
 
-/** Random weights: projections ~ U(±1/√in), norms 1 ± 0.2, biases ±0.5 (Qwen2's are large, so they matter). */
-export function familyWeights(s: FamilySpec, seed = 7): FamilyWeights {
-  const r = rng(seed);
-  const uniform = (n: number, scale: number, offset = 0) => Float32Array.from({ length: n }, () => offset + (2 * r() - 1) * scale);
-  const matrix = (inDim: number, outDim: number) => uniform(inDim * outDim, 1 / Math.sqrt(inDim));
-  const { hidden: D, heads: H, kvHeads: Hkv, headDim: Dh, intermediate: F, vocab: V } = s;
-  const layers = Array.from({ length: s.layers }, (): LayerWeights => {
-    const l: LayerWeights = {
-      inputNorm: uniform(D, 0.2, 1),
-      q: matrix(D, H * Dh),
-      k: matrix(D, Hkv * Dh),
-      v: matrix(D, Hkv * Dh),
-      o: matrix(H * Dh, D),
-      postNorm: uniform(D, 0.2, 1),
-      gate: matrix(D, F),
-      up: matrix(D, F),
-      down: matrix(F, D),
-    };
-    if (s.bias) Object.assign(l, { qBias: uniform(H * Dh, 0.5), kBias: uniform(Hkv * Dh, 0.5), vBias: uniform(Hkv * Dh, 0.5) });
-    if (s.qkNorm) Object.assign(l, { qNorm: uniform(Dh, 0.2, 1), kNorm: uniform(Dh, 0.2, 1) });
-    return l;
-  });
-  return { embed: uniform(V * D, 1), layers, norm: uniform(D, 0.2, 1), lmHead: matrix(D, V) };
-}
-
-/** inv_freq as the export stores it: float32 θ^(−2i/Dh). */
-export function invFreq(s: FamilySpec): Float32Array {
-  return Float32Array.from({ length: s.headDim / 2 }, (_, i) => 1 / s.theta ** ((2 * i) / s.headDim));
-}
+export { familyWeights, invFreq, type FamilyWeights, type LayerWeights } from './family-weights.js';
