@@ -4,7 +4,7 @@
  * folder holding a `models` link to the shipped models and the files the sample's annotations name); js/ts samples
  * run in Node with their `attnpatch` imports pointed at src/; skipped samples are parsed (js/ts syntax, `bash -n`,
  * html inline scripts and import maps). Runs offline: transformers.js may not fetch, and patched graphs go to a
- * temporary cache folder.
+ * temporary cache folder. `ATTNPATCH_DOCS_TEST_FILES=a.md,b.md` limits the run to those files.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -131,7 +131,8 @@ function parseProblems(s: Sample): string[] {
   return problems;
 }
 
-const samples = samplesOf(REPO_ROOT);
+// ATTNPATCH_DOCS_TEST_FILES=docs/gqa.md,README.md checks only those files (while writing a page).
+const samples = samplesOf(REPO_ROOT, process.env.ATTNPATCH_DOCS_TEST_FILES);
 const skipped = samples.filter((s) => s.directives.skip !== undefined);
 
 describe('docs: code samples in README.md and docs/*.md', () => {

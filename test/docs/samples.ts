@@ -14,7 +14,7 @@
  * resolved to src/); ```html blocks are browser-only. Other fences (text, json, none) are output, not samples.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 export type SampleKind = 'sh' | 'js' | 'html';
 
@@ -86,14 +86,18 @@ export function extractSamples(markdown: string, file: string): Sample[] {
   return out;
 }
 
-/** README.md and every docs/*.md, in a stable order. */
-export function docFiles(repo: string): string[] {
+/**
+ * README.md and every docs/*.md, in a stable order; `only` (comma-separated paths, repo-relative or absolute; the
+ * test passes ATTNPATCH_DOCS_TEST_FILES) checks just those files.
+ */
+export function docFiles(repo: string, only?: string): string[] {
+  if (only) return only.split(',').filter(Boolean).map((f) => resolve(repo, f.trim()));
   const docs = readdirSync(join(repo, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => join(repo, 'docs', f));
   return [join(repo, 'README.md'), ...docs];
 }
 
-export function samplesOf(repo: string): Sample[] {
-  return docFiles(repo).flatMap((f) => extractSamples(readFileSync(f, 'utf8'), relative(repo, f)));
+export function samplesOf(repo: string, only?: string): Sample[] {
+  return docFiles(repo, only).flatMap((f) => extractSamples(readFileSync(f, 'utf8'), relative(repo, f)));
 }
 
 /** The sample's code with its `replace` annotations applied ($MODEL, $REPO expanded in the replacement). */
