@@ -3,7 +3,8 @@
  * (`dist/index.js` + transformers.js's web build + its nested onnxruntime-web, all served from this repo) on WebGPU,
  * which SwiftShader emulates on the CPU. The GQA-patched model must generate the same 16 greedy tokens as the same
  * attnpatch pipeline in Node on CPU; ORT's verbose log must show the GroupQueryAttention nodes placed on the
- * WebGPU execution provider. An unpatched WebGPU run is reported for comparison.
+ * WebGPU execution provider. `patch: 'auto'` must pick the tinystories recipe in the page (recipes fetched beside
+ * dist/) and give Node CPU's tokens with the same recipe. An unpatched WebGPU run is reported for comparison.
  *
  * Needs `/usr/bin/chromium` (`apt-get install -y chromium`; override with ATTNPATCH_CHROMIUM) and a built `dist/`
  * (`npm ci` builds it). Outside CI (CI=true) the suite is skipped when Chromium is absent; in CI it fails.
@@ -196,7 +197,7 @@ const ORT_LOG = /^(\x1b\[[0-9;]*m)?\d{4}-\d\d-\d\d [\d:.]+ \[[VI]:onnxruntime/;
 
 // --- Node reference -----------------------------------------------------------------------------------------------
 
-async function nodeCpu(patch: string[] | undefined): Promise<Generated> {
+async function nodeCpu(patch: string | string[] | undefined, generation: object = GENERATION): Promise<Generated> {
   type Gen = ((text: string, options: object) => Promise<{ generated_text: string }[]>) & { dispose(): Promise<void> };
   const p = (await pipeline('text-generation', join(REPO_ROOT, 'models', MODEL_ID), {
     device: 'cpu',
@@ -207,7 +208,7 @@ async function nodeCpu(patch: string[] | undefined): Promise<Generated> {
   const steps: number[][][] = [];
   const streamer = { put: (ids: bigint[][]) => void steps.push(ids.map((row) => row.map(Number))), end: () => {} };
   try {
-    const out = await p(PROMPT, { ...GENERATION, streamer });
+    const out = await p(PROMPT, { ...generation, streamer });
     return { text: out[0]!.generated_text, promptIds: steps[0]?.[0] ?? [], newIds: steps.slice(1).map((s) => s[0]![0]!) };
   } finally {
     await p.dispose();
@@ -257,11 +258,11 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser: attnpatch pipeline on WebGPU
     }
   }
 
-  const runInPage = (patch: string[] | undefined): Promise<PageRun> =>
-    inPage(`generate (${patch ? `patch ${patch.join(',')}` : 'unpatched'}, webgpu)`, () =>
+  const runInPage = (patch: string | string[] | undefined, generation: object = GENERATION): Promise<PageRun> =>
+    inPage(`generate (${patch ? `patch ${[patch].flat().join(',')}` : 'unpatched'}, webgpu)`, () =>
       page.evaluate(
         (a) => window.attnpatchTest.generate({ model: a.model, prompt: a.prompt, generation: a.generation, ...(a.patch ? { patch: a.patch } : {}) }),
-        { model: MODEL_ID, prompt: PROMPT, generation: GENERATION, patch },
+        { model: MODEL_ID, prompt: PROMPT, generation, patch },
       ),
     );
 
@@ -369,6 +370,24 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser: attnpatch pipeline on WebGPU
     expect(run.promptIds.length + run.newIds.length).toBeGreaterThan(3 * 8);
     expect(run.promptIds).toEqual(cpu.promptIds);
     expect(run.newIds, `DCA WebGPU tokens differ from Node CPU\nwebgpu: ${run.text}\ncpu:    ${cpu.text}`).toEqual(cpu.newIds);
+  }, RUN_MS + 60_000);
+
+  it("patch: 'auto' on WebGPU: the recipe matched in the browser (tinystories → dca) gives the Node CPU tokens", async () => {
+    const short = { max_new_tokens: 6, min_new_tokens: 6, do_sample: false };
+    const cpu = await nodeCpu('auto', short);
+    const run = await runInPage('auto', short);
+    console.info(`auto webgpu: load ${run.loadMs} ms, generate ${run.generateMs} ms\nauto webgpu ids: ${run.newIds.join(' ')}\nnode cpu ids:    ${cpu.newIds.join(' ')}`);
+    // The page fetched recipes/*.json beside dist/, matched config.json to the tinystories recipe and applied its
+    // auto list (dca with trainedLength 512: chunk 384, local window 64).
+    expect(run.reports).toHaveLength(1);
+    expect(run.reports[0]!.reports.map((r) => r.patch)).toEqual(['dca']);
+    expect(run.reports[0]!.reports[0]).toMatchObject({ patch: 'dca', left: [] });
+    expect(run.reports[0]!.reports[0]!.patched.map((p) => p.to)).toEqual([expect.stringMatching(/^DualChunkAttention/), expect.stringMatching(/^DualChunkAttention/)]);
+    expect(run.sessionConfig).toMatchObject({ device: 'webgpu' });
+    expect(server!.log.some((l) => /\/recipes\/tinystories\.json 200$/.test(l)), 'the page did not fetch recipes/tinystories.json').toBe(true);
+    expect(run.promptIds).toEqual(cpu.promptIds);
+    expect(run.newIds).toHaveLength(6);
+    expect(run.newIds, `patch 'auto' WebGPU tokens differ from Node CPU\nwebgpu: ${run.text}\ncpu:    ${cpu.text}`).toEqual(cpu.newIds);
   }, RUN_MS + 60_000);
 
   it('unpatched on WebGPU (comparison): transformers.js alone, no GroupQueryAttention in the graph', async () => {
