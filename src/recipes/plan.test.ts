@@ -1,6 +1,7 @@
 /** Planning a request under a recipe: defaults under the request, refusals with the recipe's reason, 'auto'. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { builtinRecipes } from './load.js';
+import { parseRecipe } from './parse.js';
 import { checkForms, isAuto, planRecipe, resolveNumber } from './plan.js';
 import type { Recipe } from './schema.js';
 
@@ -17,7 +18,8 @@ describe('planRecipe', () => {
   it("'auto' (or nothing) is the recipe's default list, with the trained length handed to dca", () => {
     expect(planRecipe(byName('tinystories'), undefined)).toMatchObject({ specs: [{ dca: { trainedLength: 512 } }], auto: true, trainedLength: 512 });
     expect(planRecipe(byName('llama'), { max_position_embeddings: 4096 }, 'auto')).toMatchObject({ specs: [{ gqa: {} }], trainedLength: 4096 });
-    expect(planRecipe(byName('gemma2'), { max_position_embeddings: 8192 }).specs).toEqual([]);
+    expect(planRecipe(byName('gemma2'), { max_position_embeddings: 8192 }).specs).toEqual([{ gqa: {} }]);
+    expect(planRecipe(byName('qwen3_5'), { text_config: { max_position_embeddings: 262144 } }).specs).toEqual([]);
   });
 
   it("the request's own options win over the recipe's defaults", () => {
@@ -53,11 +55,13 @@ describe('planRecipe', () => {
   });
 
   it('form-conditioned refusals wait for the graph', () => {
-    const plan = planRecipe(byName('qwen3'), { max_position_embeddings: 40960 }, 'dca');
+    const reason = 'in Optimum exports the quirk sits between the projections and rope';
+    const recipe = parseRecipe({ ...byName('qwen3'), name: 'formy', refuse: [{ patches: ['dca'], when: { forms: ['unfused', 'sdpa'] }, reason }] }, 'formy.json');
+    const plan = planRecipe(recipe, { max_position_embeddings: 40960 }, 'dca');
     expect(plan.pending).toHaveLength(1);
     expect(() => checkForms(plan, ['gqa'])).not.toThrow();
-    expect(() => checkForms(plan, ['sdpa', 'gqa'])).toThrow(/^recipe qwen3 refuses dca on sdpa attention: in Optimum exports the q\/k RMSNorm sits between the projections and rope/);
-    expect(planRecipe(byName('qwen3'), {}, 'gqa').pending).toEqual([]);
+    expect(() => checkForms(plan, ['sdpa', 'gqa'])).toThrow(/^recipe formy refuses dca on sdpa attention: in Optimum exports the quirk sits between the projections and rope/);
+    expect(planRecipe(recipe, {}, 'gqa').pending).toEqual([]);
   });
 
   it("'auto' stands alone; unknown patches fail as usual", () => {

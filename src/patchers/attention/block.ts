@@ -121,6 +121,10 @@ export interface AttentionBlock {
   anchor: Node;
   /** Nodes that exist only for this block (safe to remove when it is lowered). */
   nodes: Set<Node>;
+  /** Sliding window: each query attends to its last `window` keys, itself included (also noted 'sliding-window=W'). */
+  window?: number;
+  /** Attention logit softcap c: scores → c·tanh(scores / c) before the mask (also noted 'softcap=c'). */
+  softcap?: number;
   /** Facts a lifter noticed that patches may need (e.g. 'qk-norm', 'softcap=50', 'sliding-window=4096'). */
   notes: string[];
   /** MLA blocks: the cache holds latents, this many elements per token in the key and in the value slot. */

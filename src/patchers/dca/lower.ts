@@ -46,8 +46,13 @@ function unrotated(b: GraphBuilder, block: AttentionBlock): [Value, Value, Value
       return [mergeHeads(b, n.q), mergeHeads(b, n.k), mergeHeads(b, v)];
     }
     const [q, k, v] = [block.q?.output, block.k?.output, block.v?.output];
-    if (!q || !k || !v || block.q?.columns) return 'its q/k/v projections were not lifted as separate graph values';
-    return [q, k, v];
+    if (!q || !k || !v) return 'its q/k/v projections were not lifted as graph values';
+    if (!block.q?.columns) return [q, k, v];
+    // One packed projection (Phi-3's qkv_proj, sliced by the source): cut q | k | v again.
+    const cols = [block.q.columns, block.k!.columns, block.v!.columns];
+    if (q !== k || k !== v || cols.some((c) => !c) || cols[0]!.start !== 0 || cols[0]!.end !== cols[1]!.start || cols[1]!.end !== cols[2]!.start) return 'its packed q/k/v columns are not q | k | v in order';
+    const parts = b.op('Split', [q, b.ints('split', cols.map((c) => c!.end - c!.start))], { outputs: 3, attributes: { axis: -1 } });
+    return [parts[0]!, parts[1]!, parts[2]!];
   }
   if (block.form !== 'gqa' && block.form !== 'mha') return `${block.form} blocks are not lowered to DCA yet`;
   const a = block.anchor;

@@ -71,7 +71,9 @@ function checkOptions(o: GqaOptions): void {
 /** Applies the gqa patch in place and reports what it did. */
 export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
   checkOptions(options);
-  const report: PatchReport = { patch: 'gqa', patched: [], left: [], warnings: [], lossy: options.kvHeads !== undefined || options.window !== undefined };
+  const report: PatchReport = { patch: 'gqa', patched: [], left: [], warnings: [], lossy: options.kvHeads !== undefined };
+  // A window is lossy only where it is not the block's own (Mistral's sliding window given back as gqa:window is not).
+  let windowChanged = false;
   const { blocks, unsupported } = liftAttention(model);
   for (const u of unsupported) report.left.push({ layer: -1, form: 'unfused', reason: `${u.node}: ${u.reason}` });
   const b = new GraphBuilder(model, model.graph, 'gqa');
@@ -81,6 +83,7 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
   const merge = { merge: options.merge ?? 'mean', ...(options.calibration ? { calibration: options.calibration } : {}) } as const;
 
   for (const block of blocks) {
+    if (options.window !== undefined && block.window !== options.window && block.form !== 'dca') windowChanged = true;
     if (block.form === 'dca') {
       report.left.push({ layer: block.layer, form: block.form, reason: 'it is already Dual Chunk Attention; apply gqa before dca (gqa → dca composes)' });
       continue;
@@ -109,7 +112,10 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
     const how = options.merge === 'aligned' ? `aligns (${options.calibration ? `calibrated on ${options.calibration.tokens} tokens` : 'weights only, no calibration'}) then mean-pools` : 'mean-pools';
     report.warnings.push(`gqa: merging KV heads to ${options.kvHeads} ${how} K/V projections; quality drops without fine-tuning — measure it (attnpatch eval ppl)`);
   }
-  if (options.window !== undefined) report.warnings.push(`gqa: a ${options.window}-token sliding window drops attention to older tokens`);
+  if (windowChanged) {
+    report.lossy = true;
+    report.warnings.push(`gqa: a ${options.window}-token sliding window drops attention to older tokens`);
+  }
   const caveat = gqaCapabilities(options.target).caveat;
   if (caveat && report.patched.some((p) => p.from !== 'gqa')) report.warnings.push(`gqa: ${caveat}`);
   eliminateDeadCode(model);

@@ -17,7 +17,7 @@ import type { GqaCapabilities } from './targets.js';
 export type RotaryMode = 'auto' | 'fused' | 'keep';
 
 export interface LowerOptions {
-  /** Sliding window: each query attends to the last `window` keys (itself included). */
+  /** Sliding window: each query attends to the last `window` keys (itself included); default the block's own. */
   window?: number;
   /** Length of rebuilt cos/sin caches: the longest context the patched model can run. */
   maxContext: number;
@@ -89,7 +89,10 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
   let caches: RopeCaches | undefined;
   let keepReason = '';
   const caps = options.capabilities;
-  if (options.window !== undefined && caps && !caps.localWindow) return { ok: false, reason: 'the target EP has no GroupQueryAttention local window' };
+  // The block's own window and softcap are kept (Mistral, Gemma); an explicit window option replaces the window.
+  const window = options.window ?? block.window;
+  if (window !== undefined && caps && !caps.localWindow) return { ok: false, reason: 'the target EP has no GroupQueryAttention local window' };
+  if (block.softcap !== undefined && caps && !caps.softcap) return { ok: false, reason: 'the target EP has no GroupQueryAttention softcap' };
   if (block.rope && options.rotary !== 'keep') {
     if (block.rope.interleaved && caps && !caps.interleavedRotary) keepReason = 'the target EP has no interleaved built-in rotary';
     else if (block.headDim % 16 !== 0) keepReason = `head size ${block.headDim} is not a multiple of 16 (GroupQueryAttention's built-in rotary needs that)`;
@@ -158,7 +161,9 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
       attr.int('do_rotary', caches ? 1 : 0),
       attr.int('rotary_interleaved', caches && block.rope!.interleaved ? 1 : 0),
     ];
-    if (options.window !== undefined) attributes.push(attr.int('local_window_size', options.window));
+    // NOTE: local_window_size = W lets a query see W keys, itself included (verified on ORT 1.30 CPU), as the block's window.
+    if (window !== undefined) attributes.push(attr.int('local_window_size', window));
+    if (block.softcap !== undefined) attributes.push(attr.float('softcap', block.softcap));
     const [out, presentKey, presentValue] = b.op(
       'GroupQueryAttention',
       [query, key, value, ...pastInputs(b, block), seq.seqlensK, seq.totalSequenceLength, caches?.cos ?? null, caches?.sin ?? null],
@@ -177,7 +182,8 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
       b.graph.replaceAllUsesWith(block.present.value, presentValue);
     }
     const rope = caches ? `do_rotary=1${block.rope!.interleaved ? ', interleaved' : ''}` : keepRope ? 'source rope kept' : 'no rope';
-    return { ok: true, to: `GroupQueryAttention(${rope}${options.window !== undefined ? `, window=${options.window}` : ''})` };
+    const extras = `${window !== undefined ? `, window=${window}` : ''}${block.softcap !== undefined ? `, softcap=${+block.softcap.toPrecision(7)}` : ''}`;
+    return { ok: true, to: `GroupQueryAttention(${rope}${extras})` };
   } finally {
     b.before = saved;
   }

@@ -12,6 +12,8 @@ export interface GqaCapabilities {
   interleavedRotary: boolean;
   /** local_window_size ≥ 0. */
   localWindow: boolean;
+  /** softcap > 0. */
+  softcap: boolean;
   /** Float element types the kernel takes. */
   dtypes: readonly ('float32' | 'float16')[];
   /** A measured caveat the patch report repeats as a warning. */
@@ -19,17 +21,18 @@ export interface GqaCapabilities {
 }
 
 export const GQA_TARGETS: Readonly<Record<GqaTarget, GqaCapabilities>> = Object.freeze({
-  cpu: { interleavedRotary: true, localWindow: true, dtypes: ['float32', 'float16'] },
+  cpu: { interleavedRotary: true, localWindow: true, softcap: true, dtypes: ['float32', 'float16'] },
   wasm: {
     interleavedRotary: true,
     localWindow: true,
+    softcap: true,
     dtypes: ['float32', 'float16'],
     // bench/gqa.ts: bench-llama-random, onnxruntime-web 1.30 wasm, 1 thread.
     caveat: "onnxruntime-web's wasm GroupQueryAttention prefill is 2.5–4.8× slower than the unfused graph at 512–2048 tokens (decode is on par); feed long prompts in chunks of ~256 tokens (prefillChunk) or keep the unfused graph on wasm",
   },
-  webgpu: { interleavedRotary: true, localWindow: true, dtypes: ['float32', 'float16'] }, // native C++ WebGPU EP
-  'webgpu-jsep': { interleavedRotary: false, localWindow: false, dtypes: ['float32', 'float16'] }, // JS kernels: also no softcap, no omitted past
-  cuda: { interleavedRotary: true, localWindow: true, dtypes: ['float16'] },
+  webgpu: { interleavedRotary: true, localWindow: true, softcap: true, dtypes: ['float32', 'float16'] }, // native C++ WebGPU EP
+  'webgpu-jsep': { interleavedRotary: false, localWindow: false, softcap: false, dtypes: ['float32', 'float16'] }, // JS kernels: also no omitted past
+  cuda: { interleavedRotary: true, localWindow: true, softcap: true, dtypes: ['float16'] },
 });
 
 /** Capabilities of a target; unknown targets get the CPU reference's. */

@@ -88,6 +88,8 @@ function liftGqa(node: Node): LiftResult {
       anchor: node,
       nodes: ownedNodes(node, packed ? [traces.q] : Object.values(traces)),
       notes: [...new Set([...gqaNotes(node, rope.rope), ...(packed ? [] : traceNotes(traces)), ...gateNotes(output)])],
+      ...(attrInt(node, 'local_window_size', -1) >= 0 ? { window: attrInt(node, 'local_window_size', -1) } : {}),
+      ...(attrFloat(node, 'softcap', 0) > 0 ? { softcap: attrFloat(node, 'softcap', 0) } : {}),
     },
   };
 }

@@ -1,27 +1,30 @@
 /**
  * @file Lift rule for eager / SDPA-decomposed Llama-family exports (Optimum, torch.onnx, transformers.js): anchored
  * on the Softmax, it reads
- *   q  = [rope] ← [q norm] ← Transpose([0,2,1,3]) ← [q norm] ← Reshape ← [Add(bias)] ← MatMul(hidden, W_q)
+ *   q  = [rope] ← [q norm] ← Transpose([0,2,1,3]) ← [q norm] ← Reshape ← [Slice] ← [Add(bias)] ← MatMul(hidden, W_q)
  *   kᵀ = Transpose([0,1,3,2]) ← [repeat_kv] ← [Concat(past_key_values.N.key, ·, −2) → present.N.key] ← [rope] ← … W_k
  *   v  = [repeat_kv] ← [Concat(past …value, ·, −2)] ← Transpose ← Reshape ← [Add(bias)] ← MatMul(hidden, W_v)
  * around the core of `unfused-core.ts`, and the output projection after the head merge. Form 'sdpa' when both q
  * and kᵀ carry a √scale multiplier or the Softmax is NaN-guarded (torch SDPA decomposition), else 'unfused'.
  * Softmax anchors whose V reads a stacked GPT-2 `past_N` belong to the gpt2-unfused rule instead (`unfusedKind`).
+ * [Slice]: one part of a packed qkv_proj (Phi-3); [norm]: a per-head q/k RMSNorm (`qk-norm-pattern.ts`). The mask's
+ * sliding window (`mask-window.ts`) and the core's logit softcap are recorded on the block and in its notes.
  */
 import type { Node } from '../../../graph/ir/node.js';
 import type { Value } from '../../../graph/ir/value.js';
 import { exclusiveNodes, match, op, type Bindings } from '../../../graph/pattern/index.js';
 import type { LiftContext, LiftResult, LiftRule } from '../block.js';
 import { cacheOf, groupSize, repeatKv, withPast } from './kv-pattern.js';
-import { linear, outputProjection, projectionNodes, projectionOf, splitHeads, type Sized } from './projection-pattern.js';
+import { maskWindow } from './mask-window.js';
+import { maybeSliced, outputProjection, projectionNodes, projectionOf, splitHeads, type Sized } from './projection-pattern.js';
 import { splitHeadsMaybeNormed } from './qk-norm-pattern.js';
 import { maybeRope, nodesAbove, ropeInfo } from './rope-pattern.js';
 import { traceRope } from './rope-source.js';
 import { failed, maskRoot, matchCore, shapeDim, unfusedKind, type Step } from './unfused-core.js';
 
-const Q = maybeRope('q', splitHeadsMaybeNormed('q', linear('q')));
-const K = op('Transpose', [repeatKv('k', withPast('k', maybeRope('k', splitHeadsMaybeNormed('k', linear('k')))))], { attrs: { perm: [0, 1, 3, 2] } });
-const V = repeatKv('v', withPast('v', splitHeads('v', linear('v'))));
+const Q = maybeRope('q', splitHeadsMaybeNormed('q', maybeSliced('q')));
+const K = op('Transpose', [repeatKv('k', withPast('k', maybeRope('k', splitHeadsMaybeNormed('k', maybeSliced('k')))))], { attrs: { perm: [0, 1, 3, 2] } });
+const V = repeatKv('v', withPast('v', splitHeads('v', maybeSliced('v'))));
 
 const positive = (x: number | undefined): number | undefined => (x !== undefined && x > 0 ? x : undefined);
 
@@ -45,11 +48,11 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
   if (!core.ok) return core;
   const c = core.value;
   const qm = match(Q, c.q);
-  if (!qm.ok) return failed('q path (expected [rope] ← [norm] ← Transpose ← [norm] ← Reshape ← [Add bias] ← MatMul(hidden, W_q))', qm);
+  if (!qm.ok) return failed('q path (expected [rope] ← [norm] ← Transpose ← [norm] ← Reshape ← [Slice] ← [Add bias] ← MatMul(hidden, W_q))', qm);
   const km = match(K, c.kT);
-  if (!km.ok) return failed('k path (expected Transpose ← [repeat_kv] ← [Concat(past, ·)] ← [rope] ← [norm] ← Transpose ← [norm] ← Reshape ← [Add bias] ← MatMul(hidden, W_k))', km);
+  if (!km.ok) return failed('k path (expected Transpose ← [repeat_kv] ← [Concat(past, ·)] ← [rope] ← [norm] ← Transpose ← [norm] ← Reshape ← [Slice] ← [Add bias] ← MatMul(hidden, W_k))', km);
   const vm = match(V, c.pv.input(1));
-  if (!vm.ok) return failed('v path (expected [repeat_kv] ← [Concat(past, ·)] ← Transpose ← Reshape ← [Add bias] ← MatMul(hidden, W_v))', vm);
+  if (!vm.ok) return failed('v path (expected [repeat_kv] ← [Concat(past, ·)] ← Transpose ← Reshape ← [Slice] ← [Add bias] ← MatMul(hidden, W_v))', vm);
   const [qb, kb, vb] = [qm.bindings, km.bindings, vm.bindings];
 
   const sized: Sized[] = [];
@@ -78,7 +81,13 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
   const kc = cacheOf(kb, 'k', graph.outputs);
   const vc = cacheOf(vb, 'v', graph.outputs);
   if (!kc !== !vc) return { ok: false, reason: 'only one of k and v is concatenated with a past cache' };
+  const packed = [q, k, v].filter((x) => x.proj.columns).length;
+  if (packed && (packed < 3 || q.output !== k.output || k.output !== v.output)) return { ok: false, reason: 'q, k and v are not all cut from one packed projection' };
   const notes: string[] = [`mask=${c.mask}`];
+  const win = maskWindow(c.maskValue);
+  if (!win.ok) return win;
+  if (win.window !== undefined) notes.push(`sliding-window=${win.window}`);
+  if (c.softcap !== undefined) notes.push(`softcap=${+c.softcap.toPrecision(7)}`);
   // Per-head q/k RMSNorm (Qwen3, Gemma 3): the norm sits between the projection and rope.
   const qkNorm = qb.tags['q.qkNorm'] !== 'none' || kb.tags['k.qkNorm'] !== 'none';
   if (qkNorm) notes.push('qk-norm');
@@ -105,7 +114,7 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
       numKvHeads: numKvHeads.value,
       headDim,
       scale: c.scale,
-      qkvPacking: 'separate',
+      qkvPacking: packed ? 'packed' : 'separate',
       q: q.proj,
       k: k.proj,
       v: v.proj,
@@ -121,6 +130,8 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
       anchor: softmax,
       nodes,
       notes,
+      ...(win.window !== undefined ? { window: win.window } : {}),
+      ...(c.softcap !== undefined ? { softcap: c.softcap } : {}),
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
  * @file Linear projections as unfused exports write them: `MatMul(hidden, W)` or a 2-D `Gemm` between Reshapes
- * (raw torch GPT-2), with an optional bias `Add` (Qwen2, Megatron); the per-head split
+ * (raw torch GPT-2), with an optional bias `Add` (Qwen2, Megatron), or one part of a packed projection cut out with
+ * `Slice` (Phi-3); the per-head split
  * `Transpose([0,2,1,3]) ← Reshape([B,S,heads,Dh])`; a packed QKV `Split`; and the output projection found
  * downward from the merged heads. Builders of `Projection` records read what the patterns bound.
  */
@@ -24,6 +25,14 @@ export function linear(p: string): Pattern {
     optional(op('Reshape', [op('Gemm', [optional(op('Reshape', [hidden, any()])), w], { as: `${p}.mm` }), any()])),
   ]);
   return cap(`${p}.proj`, optional(op('Add', [core, constant(`${p}.bias`)], { commute: true })));
+}
+
+/**
+ * `linear(p)`, or one part of a packed projection cut out on the last axis by `Slice` (Phi-3's qkv_proj:
+ * `qkv[..., a:b]`); binds `${p}.slice` for the latter, and the packed projection under the `linear(p)` names.
+ */
+export function maybeSliced(p: string): Pattern {
+  return oneOf([linear(p), op('Slice', [linear(p)], { as: `${p}.slice` })]);
 }
 
 /** `${p}.heads` = Transpose([0,2,1,3]) ← Reshape(source, `${p}.shape`) (binds `${p}.reshape`). */
@@ -73,7 +82,24 @@ export function projectionOf(b: Bindings, p: string): Step<Sized> {
   if (bias && biasLen !== w) return { ok: false, reason: `${p} projection: bias '${bias.name}' has ${biasLen ?? '?'} elements, weight width is ${w}` };
   const proj: Projection = { node, output, weight, bias };
   if (transposed) proj.transposed = true;
-  return { ok: true, value: { proj, output, width: w } };
+  const slice = b.ops[`${p}.slice`];
+  if (!slice) return { ok: true, value: { proj, output, width: w } };
+  const cols = sliceColumns(slice, w);
+  if (typeof cols === 'string') return { ok: false, reason: `${p} projection: ${cols}` };
+  return { ok: true, value: { proj: { ...proj, columns: cols }, output, width: cols.end - cols.start } };
+}
+
+/** The column range [start, end) a Slice takes from the last axis of a `width`-wide projection. */
+function sliceColumns(slice: Node, width: number): { start: number; end: number } | string {
+  const [starts, ends, axes, steps] = [1, 2, 3, 4].map((i) => constInts(slice.input(i)));
+  if (!starts || !ends || starts.length !== 1 || ends.length !== 1) return `Slice '${slice.name}' has no constant one-axis starts/ends`;
+  // NOTE: without axes a one-element Slice cuts axis 0.
+  if (!axes || axes.length !== 1 || (axes[0] !== -1 && axes[0] !== 2)) return `Slice '${slice.name}' does not cut the last axis`;
+  if (steps && steps.some((x) => x !== 1)) return `Slice '${slice.name}' has step ${steps.join(',')}`;
+  const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + width : x, 0), width);
+  const [start, end] = [clamp(starts[0]!), clamp(ends[0]!)];
+  if (end <= start) return `Slice '${slice.name}' takes no columns`;
+  return { start, end };
 }
 
 /** Column ranges of a packed QKV Split: sizes from the `split` attribute / input, or equal parts. */

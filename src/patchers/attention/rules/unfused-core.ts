@@ -1,6 +1,6 @@
 /**
  * @file The core every unfused attention shares, anchored on its Softmax: the scores pattern (Q·Kᵀ with optional
- * scalar multipliers on q, kᵀ or the product, a mask, Casts) read upward from the Softmax, the P·V MatMul found
+ * scalar multipliers on q, kᵀ or the product, an optional tanh logit softcap, a mask, Casts) read upward from the Softmax, the P·V MatMul found
  * downward (through Casts and the SDPA `Where(IsNaN(p), 0, p)` guard), and the head merge Transpose → Reshape.
  * Also the cheap anchor checks that split Softmax anchors between the Optimum and GPT-2 rules.
  *
@@ -23,6 +23,8 @@ export interface Core {
   kT: Value;
   /** Product of the scalar multipliers (Div counts as reciprocal); 1 when there are none. */
   scale: number;
+  /** Attention logit softcap c (Gemma 2: scores → c·tanh(scores / c) before the mask), when there is one. */
+  softcap: number | undefined;
   /** Which operands carried a multiplier (both q and kᵀ: the torch SDPA decomposition). */
   scaledQ: boolean;
   scaledK: boolean;
@@ -52,12 +54,12 @@ function isLastAxisSoftmax(node: Node): boolean {
   return axis === undefined || axis === -1 || axis === 3;
 }
 
-/** True when a MatMul is reached upward from `v` through at most `hops` elementwise / mask / cast ops. */
+/** True when a MatMul is reached upward from `v` through at most `hops` elementwise / mask / cast / softcap ops. */
 function reachesMatMul(v: Value | null, hops: number): boolean {
   const n = v?.producer;
   if (!n || hops < 0) return false;
   if (n.opType === 'MatMul') return true;
-  if (!['Cast', 'Add', 'Sub', 'Mul', 'Div', 'Where'].includes(n.opType)) return false;
+  if (!['Cast', 'Add', 'Sub', 'Mul', 'Div', 'Where', 'Tanh'].includes(n.opType)) return false;
   return n.inputs.some((i) => reachesMatMul(i, hops - 1));
 }
 
@@ -68,7 +70,7 @@ function reachesMatMul(v: Value | null, hops: number): boolean {
  * attention at all (no MatMul behind it within a few hops, or no P·V MatMul reading it — e.g. a MoE router).
  */
 export function unfusedKind(node: Node): 'bnsh' | 'stacked' | undefined {
-  if (!isLastAxisSoftmax(node) || !reachesMatMul(node.input(0), 5)) return undefined;
+  if (!isLastAxisSoftmax(node) || !reachesMatMul(node.input(0), 8)) return undefined;
   const out = node.outputs[0];
   const pv = out && consumerOf(out, 'MatMul', { through: ['Cast', 'Where', 'IsNaN'], index: 0, maxDepth: 3 });
   if (!pv?.ok) return undefined;
@@ -145,7 +147,12 @@ function scaled(x: Pattern, who: string): Pattern {
 }
 
 const QK = op('MatMul', [scaled(cap('q', any()), 'q'), scaled(cap('kT', any()), 'k')], { as: 'qk' });
-const SCORES = scaled(optional(op('Cast', [QK])), 'qk');
+const SCALED = scaled(optional(op('Cast', [QK])), 'qk');
+/** Gemma 2's logit softcap `Mul(Tanh(Div(x, c)), c)` (or x·(1/c) inside), or nothing; binds `cap.in` and `cap.out`. */
+const SOFTCAPPED = op('Mul', [op('Tanh', [oneOf([op('Div', [SCALED, scalar('cap.in')], { as: 'cap.div' }), op('Mul', [SCALED, scalar('cap.in')], { commute: true })])]), scalar('cap.out')], {
+  commute: true,
+});
+const SCORES = oneOf([SOFTCAPPED, SCALED], { tag: 'softcap', labels: ['tanh', 'none'] });
 const MASKED = oneOf(
   [
     op('Add', [SCORES, any('mask')], { commute: true }),
@@ -167,7 +174,7 @@ function probs(p: Value): Pattern {
 export function matchCore(softmax: Node): Step<Core> {
   const sm = softmax.output(0);
   const scores = match(SOFTMAX, sm);
-  if (!scores.ok) return failed('scores (expected Softmax ← [Cast] ← [mask] ← [scale] ← MatMul(q, kᵀ))', scores);
+  if (!scores.ok) return failed('scores (expected Softmax ← [Cast] ← [mask] ← [softcap] ← [scale] ← MatMul(q, kᵀ))', scores);
   const b = scores.bindings;
   const pvFound = consumerOf(sm, 'MatMul', { through: ['Cast', 'Where', 'IsNaN'], index: 0 });
   if (!pvFound.ok) return { ok: false, reason: `P·V: ${pvFound.reason}` };
@@ -180,6 +187,13 @@ export function matchCore(softmax: Node): Step<Core> {
   if (perm?.join() !== '0,2,1,3') return { ok: false, reason: `head merge: Transpose perm=[${perm?.join(',') ?? ''}], expected [0,2,1,3]` };
   const reshape = consumerOf(merge.node.output(0), 'Reshape', { index: 0 });
   if (!reshape.ok) return { ok: false, reason: `head merge: ${reshape.reason}` };
+  let softcap: number | undefined;
+  if (b.tags.softcap === 'tanh') {
+    const [inner, outer] = [scalarOf(b.values['cap.in']!)!, scalarOf(b.values['cap.out']!)!];
+    const c = b.ops['cap.div'] ? inner : 1 / inner;
+    if (Math.abs(c - outer) > 1e-6 * Math.abs(outer)) return { ok: false, reason: `softcap: tanh(x / ${c}) is multiplied by ${outer}, not by the same cap` };
+    softcap = outer;
+  }
   let scale = 1;
   for (const who of ['q', 'k', 'qk']) {
     const s = scalarOf(b.values[`${who}.s`] ?? null);
@@ -194,6 +208,7 @@ export function matchCore(softmax: Node): Step<Core> {
       kT: b.values.kT!,
       // NOTE: the graph multiplies in float32; rounding there keeps √s·√s = s (Megatron's two 1/√√d divisors).
       scale: Math.fround(scale),
+      softcap,
       scaledQ: b.values['q.s'] !== undefined,
       scaledK: b.values['k.s'] !== undefined,
       mask: (b.tags.mask ?? 'none') as MaskKind,
