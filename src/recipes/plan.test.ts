@@ -51,7 +51,7 @@ describe('planRecipe', () => {
     expect(() => planRecipe(byName('gpt2'), { n_positions: 1024 }, 'dca')).toThrow(/^recipe gpt2 refuses dca: GPT-2 adds learned absolute position embeddings \(wpe\)/);
     expect(() => planRecipe(byName('llama'), {}, ['dca', 'gqa'])).toThrow('recipe llama allows gqa, dca, gqa → dca, mla, mla → dca; not dca → gqa [field=patch]');
     // Every family: a gqa window would vanish under dca.
-    expect(() => planRecipe(byName('llama'), { max_position_embeddings: 4096 }, ['gqa:window=256', 'dca'])).toThrow(/^recipe llama refuses gqa → dca: dca lowers GroupQueryAttention blocks without their local_window_size/);
+    expect(() => planRecipe(byName('llama'), { max_position_embeddings: 4096 }, ['gqa:window=256', 'dca'])).toThrow(/^recipe llama refuses gqa → dca: DualChunkAttention has no window, so dca leaves every block gqa gives a window/);
   });
 
   it('form-conditioned refusals wait for the graph', () => {

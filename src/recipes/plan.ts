@@ -48,14 +48,14 @@ const arrow = (names: readonly string[]) => names.join(' → ');
 
 /**
  * Refusals for every family: how the patches interact, not what a family is. Remove one when the patch learns it.
- * NOTE: dca lowers a GroupQueryAttention block from its inputs and ignores local_window_size (and softcap), so a
- * window that gqa set would vanish without a word; and no dca lowering reads mla's LatentAttention blocks yet.
+ * NOTE: DualChunkAttention has no window, so dca leaves every block gqa gave a window (noted sliding-window) and the
+ * pair would patch nothing with dca; and no dca lowering reads mla's LatentAttention blocks yet.
  */
 export const COMMON_REFUSALS: readonly Refusal[] = Object.freeze([
   {
     patches: ['gqa', 'dca'],
     when: { option: 'gqa.window' },
-    reason: 'dca lowers GroupQueryAttention blocks without their local_window_size, so the window gqa sets would be dropped; use the window or dca, not both',
+    reason: 'DualChunkAttention has no window, so dca leaves every block gqa gives a window (sliding-window); use the window or dca, not both',
   },
   {
     patches: ['mla', 'dca'],

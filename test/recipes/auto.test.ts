@@ -78,7 +78,7 @@ describe('attnpatch convert with a recipe', () => {
   it('a refused request exits 1 with the reason; a bad recipe file names its field', async () => {
     const c = await runCli('convert', MODEL, '-o', join(tmp, 'x'), '--recipe', 'tinystories', '--patch', 'gqa:window=64', '--patch', 'dca');
     expect(c.code).toBe(1);
-    expect(c.err).toMatch(/^attnpatch: recipe tinystories refuses gqa → dca: dca lowers GroupQueryAttention blocks without their local_window_size/);
+    expect(c.err).toMatch(/^attnpatch: recipe tinystories refuses gqa → dca: DualChunkAttention has no window, so dca leaves every block gqa gives a window/);
     const bad = join(tmp, 'bad.json');
     writeFileSync(bad, JSON.stringify({ name: 'bad' }));
     const b = await runCli('convert', MODEL, '-o', join(tmp, 'y'), '--recipe', bad);

@@ -35,7 +35,7 @@ interface Case {
 
 const CASES: Case[] = [
   { folder: 'tinystories-656k-optimum', model: ['onnx', 'model.onnx'], recipe: 'tinystories', auto: [{ dca: { trainedLength: 512 } }], patched: [2] },
-  { folder: 'bench-llama-random', model: ['onnx', 'model.onnx'], recipe: 'llama', auto: [{ gqa: {} }], patched: [4], refused: [['gqa:window=512', 'dca'], /^recipe llama refuses gqa → dca: dca lowers GroupQueryAttention blocks without their local_window_size/] },
+  { folder: 'bench-llama-random', model: ['onnx', 'model.onnx'], recipe: 'llama', auto: [{ gqa: {} }], patched: [4], refused: [['gqa:window=512', 'dca'], /^recipe llama refuses gqa → dca: DualChunkAttention has no window, so dca leaves every block gqa gives a window/] },
   {
     folder: 'qwen3.5-0.8b-onnx-community-q4-graph-only',
     model: ['decoder_model_merged_q4.onnx'],
