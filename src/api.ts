@@ -8,7 +8,7 @@ import type { SaveOptions } from './graph/io/fs.js';
 import type { Model } from './graph/ir/model.js';
 import { inspectModel, type InspectReport } from './patchers/inspect.js';
 import type { PatchReport } from './patchers/patch.js';
-import { applyPatches, type PatchSpec } from './patchers/spec.js';
+import { applyPatches, type PatchContext, type PatchSpec } from './patchers/spec.js';
 import { IS_NODE } from './runtime/hash.js';
 
 /**
@@ -26,9 +26,12 @@ export async function loadModel(source: Uint8Array | string, options: LoadOption
   return loadModelFile(source, options);
 }
 
-/** Applies patches in order (in place) and returns one report per patch. */
-export function patchModel(model: Model, patches: PatchSpec | readonly PatchSpec[]): PatchReport[] {
-  return applyPatches(model, Array.isArray(patches) ? (patches as PatchSpec[]) : [patches as PatchSpec]);
+/**
+ * Applies patches in order (in place) and returns one report per patch. `context` carries what config.json would
+ * say (`maxPositionEmbeddings`: dca's and mla's default trained length); the pipeline and CLI fill it from the folder.
+ */
+export function patchModel(model: Model, patches: PatchSpec | readonly PatchSpec[], context: PatchContext = {}): PatchReport[] {
+  return applyPatches(model, Array.isArray(patches) ? (patches as PatchSpec[]) : [patches as PatchSpec], context);
 }
 
 /** Encodes a model to bytes, or (Node) writes it to a file atomically with its external data. */

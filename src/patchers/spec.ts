@@ -32,6 +32,36 @@ export const PATCHES: Readonly<Record<string, PatchFn>> = Object.freeze({
   mla: (model, options, context) => applyMla(model, options as MlaOptions, context.maxPositionEmbeddings),
 });
 
+/** Each patch's option names, typed against its options interface so a new option cannot be forgotten here. */
+type Keys<T> = Record<keyof Required<T>, true>;
+const GQA_KEYS: Keys<GqaOptions> = { kvHeads: true, merge: true, calibration: true, window: true, maxContext: true, rotary: true, strict: true, target: true };
+const DCA_KEYS: Keys<DcaOptions> = { chunkSize: true, localWindow: true, temperature: true, trainedLength: true, interBias: true, strict: true };
+const MLA_KEYS: Keys<MlaOptions> = {
+  layout: true, method: true, rank: true, rankK: true, rankV: true, kvRatio: true, allocation: true, calibration: true, value: true,
+  refit: true, ridge: true, maxContext: true, strict: true,
+};
+const OPTION_KEYS: Readonly<Record<string, readonly string[]>> = { gqa: Object.keys(GQA_KEYS), dca: Object.keys(DCA_KEYS), mla: Object.keys(MLA_KEYS) };
+
+/** A misspelt option would otherwise patch with the defaults and say nothing (`gqa:windw=2`). */
+function checkOptionNames(step: PatchStep): void {
+  const known = OPTION_KEYS[step.name] ?? [];
+  for (const key of Object.keys(step.options)) {
+    if (known.includes(key)) continue;
+    const near = known.find((k) => k.toLowerCase() === key.toLowerCase()) ?? known.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+    throw new AttnpatchError('USAGE', `unknown option ${JSON.stringify(key)} for patch ${step.name}${near ? ` (did you mean ${near}?)` : ''}; its options are: ${known.join(', ')}`, { field: `${step.name}.${key}` });
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 function scalar(s: string): unknown {
   if (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(s)) return Number(s);
   if (s === 'true' || s === 'false') return s === 'true';
@@ -58,6 +88,7 @@ export function parsePatchSpec(spec: PatchSpec): PatchStep {
   if (!PATCHES[step.name]) {
     throw new AttnpatchError('USAGE', `unknown patch ${JSON.stringify(step.name)}; should be one of: ${Object.keys(PATCHES).join(', ')}`, { field: 'patch' });
   }
+  checkOptionNames(step);
   return step;
 }
 

@@ -41,7 +41,7 @@ const usage = (message: string, field: string) => new AttnpatchError('USAGE', me
 /** Resolves and checks the parameters; `configLength` is config.json's max_position_embeddings when known. */
 export function dcaParams(o: DcaOptions, configLength?: number): DcaParams {
   const c = o.trainedLength ?? configLength;
-  if (c === undefined) throw usage('dca needs the trained context length: pass trainedLength, or load the model from a folder whose config.json has max_position_embeddings', 'trainedLength');
+  if (c === undefined) throw usage('dca needs the trained context length: pass trainedLength (dca:trainedLength=N), or patch through the pipeline or CLI from a folder whose config.json has max_position_embeddings (patchModel: pass { maxPositionEmbeddings } as its context)', 'trainedLength');
   const whole = (v: unknown, name: string) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw usage(`dca option ${name} must be a whole number, got ${String(v)}`, name);
     return v;
