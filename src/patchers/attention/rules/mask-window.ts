@@ -1,7 +1,8 @@
 /**
  * @file The sliding window of an unfused block, read from its model-level mask. transformers ≥ 4.53 builds the mask
  * of a sliding layer from `kv_idx > q_idx − W` (`sliding_window_overlay`), which exports as
- * `Greater(k, Sub(q, W))` (or `Less(Sub(q, W), k)`) with a constant W, combined with the causal and padding terms.
+ * `Greater(k, Sub(q, W))` (or `Less(Sub(q, W), k)`, `Add(q, −W)`, `Less(Sub(q, k), W)`) with a constant W, combined
+ * with the causal and padding terms.
  * The window is found by searching the mask's producers (a bounded walk that stops at graph inputs) for that
  * comparison. A mask with no such comparison is full causal; two different windows in one mask are not guessed at.
  */
@@ -12,12 +13,30 @@ import { constInts } from '../const.js';
 /** Nodes visited at most: the model-level mask is a few dozen ops, at most a few hundred. */
 const MAX_NODES = 256;
 
-/** W when `cmp` says `k > q − W` (Greater(k, Sub(q, W)) or Less(Sub(q, W), k)). */
+/** A positive integer constant W behind `v`, or −W behind `v` when `negated`. */
+function constW(v: Value | null, negated = false): number | undefined {
+  const c = constInts(v);
+  const w = c?.length === 1 ? (negated ? -c[0]! : c[0]!) : undefined;
+  return w !== undefined && w > 0 ? w : undefined;
+}
+
+/** The constant W of `q − W` (Sub(q, W) or Add(q, −W)). */
+function minusW(v: Value | null): number | undefined {
+  const n = v?.producer;
+  if (n?.opType === 'Sub') return constW(n.input(1));
+  if (n?.opType === 'Add') return constW(n.input(1), true) ?? constW(n.input(0), true);
+  return undefined;
+}
+
+/**
+ * W when `cmp` says `k > q − W`: Greater(k, q − W), Less(q − W, k), or `q − k < W`: Less(Sub(q, k), W),
+ * Greater(W, Sub(q, k)).
+ */
 function windowOf(cmp: Node): number | undefined {
-  const sub = cmp.opType === 'Greater' ? cmp.input(1)?.producer : cmp.opType === 'Less' ? cmp.input(0)?.producer : undefined;
-  if (!sub || sub.opType !== 'Sub') return undefined;
-  const w = constInts(sub.input(1));
-  return w?.length === 1 && w[0]! > 0 ? w[0] : undefined;
+  const [a, b] = [cmp.input(0), cmp.input(1)];
+  if (cmp.opType === 'Greater') return minusW(b) ?? (a && b?.producer?.opType === 'Sub' ? constW(a) : undefined);
+  if (cmp.opType === 'Less') return minusW(a) ?? (b && a?.producer?.opType === 'Sub' ? constW(b) : undefined);
+  return undefined;
 }
 
 export type MaskWindow = { ok: true; window: number | undefined } | { ok: false; reason: string };
@@ -35,6 +54,6 @@ export function maskWindow(mask: Value | null): MaskWindow {
     if (w !== undefined) found.add(w);
     for (const v of n.inputs) if (v?.producer && !seen.has(v.producer)) stack.push(v.producer);
   }
-  if (found.size > 1) return { ok: false, reason: `mask: several sliding windows (${[...found].join(', ')}) in one mask` };
+  if (found.size > 1) return { ok: false, reason: `mask: several sliding windows (${[...found].sort((x, y) => x - y).join(', ')}) in one mask` };
   return { ok: true, window: [...found][0] };
 }
