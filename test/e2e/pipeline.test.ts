@@ -55,6 +55,17 @@ describe('pipeline({ patch })', () => {
     expect(existsSync(cacheDir)).toBe(true);
   });
 
+  it('a padded batch is refused on a gqa model (GroupQueryAttention would silently put keys at the wrong positions)', async () => {
+    const p = (await pipeline('text-generation', MODEL, { device: 'cpu', dtype: 'fp32', patch: 'gqa', cacheDir })) as unknown as ((t: string[], o: object) => Promise<unknown>) & { dispose(): Promise<void> };
+    try {
+      await expect(p([PROMPT, 'Once'], { max_new_tokens: 2, do_sample: false })).rejects.toThrow(/attention_mask row 1 has padding before real tokens; this model runs GroupQueryAttention/);
+      // One prompt at a time is fine.
+      expect(((await p([PROMPT], { max_new_tokens: 64, min_new_tokens: 64, do_sample: false })) as { generated_text: string }[][])[0]![0]!.generated_text).toBe(plain);
+    } finally {
+      await p.dispose();
+    }
+  });
+
   it('a bad spec fails before anything loads', async () => {
     await expect(pipeline('text-generation', MODEL, { patch: 'gqaa' })).rejects.toThrow(/unknown patch "gqaa"; should be one of: gqa/);
     await expect(pipeline('text-generation', MODEL, { patch: 'gqa:window' })).rejects.toThrow(/write name=value/);

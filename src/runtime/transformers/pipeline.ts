@@ -12,6 +12,7 @@ import { checkForms, isAuto, type RecipePlan } from '../../recipes/plan.js';
 import { recipePlan, type RecipeRef } from '../../recipes/select.js';
 import { IS_NODE } from '../hash.js';
 import { chunkPrefill } from '../prefill.js';
+import { guardPadding } from '../padding-guard.js';
 import { PatchingCache, type CacheLike } from './custom-cache.js';
 
 type TransformersPipeline = typeof transformersPipeline;
@@ -75,12 +76,16 @@ function uninstall(): void {
   saved = undefined;
 }
 
+/** The pipeline's decoder session. */
+function decoderSession(pipe: unknown): { run: never } | undefined {
+  const sessions = (pipe as { model?: { sessions?: Record<string, { run: never }> } }).model?.sessions;
+  return sessions?.decoder_model_merged ?? sessions?.model;
+}
+
 /** Installs chunked prefill on the pipeline's decoder session. */
 function withPrefill<P>(pipe: P, chunk: number | undefined): P {
-  if (!chunk) return pipe;
-  const sessions = (pipe as { model?: { sessions?: Record<string, { run: never }> } }).model?.sessions;
-  const session = sessions?.decoder_model_merged ?? sessions?.model;
-  if (session) chunkPrefill(session as Parameters<typeof chunkPrefill>[0], chunk);
+  const session = decoderSession(pipe);
+  if (chunk && session) chunkPrefill(session as Parameters<typeof chunkPrefill>[0], chunk);
   return pipe;
 }
 
@@ -144,9 +149,12 @@ export async function pipeline<T extends Task>(task: T, model: string, options: 
   const c = await sharedCache();
   await install(c);
   let chunkLength: number | undefined;
+  let gqa = false;
   const forms = new Set<string>();
   const report = (file: string, reports: PatchReport[]) => {
     for (const r of reports) if (typeof r.details?.chunkLength === 'number') chunkLength = r.details.chunkLength;
+    const last = reports.at(-1);
+    if (last?.patched.some((b) => b.to.startsWith('GroupQueryAttention'))) gqa = true;
     // The first patch saw the original graph: its blocks' forms are the export's (layer −1: not lifted, no form).
     for (const b of [...(reports[0]?.patched ?? []), ...(reports[0]?.left ?? [])]) if (b.layer >= 0) forms.add('from' in b ? b.from : b.form);
     onReport?.(file, reports);
@@ -163,6 +171,9 @@ export async function pipeline<T extends Task>(task: T, model: string, options: 
         throw e;
       }
     }
+    const session = decoderSession(pipe);
+    // Inside chunked prefill, so every call's mask is checked.
+    if (gqa && session) guardPadding(session as Parameters<typeof guardPadding>[0]);
     return withPrefill(pipe, prefillChunk === false ? undefined : (prefillChunk ?? chunkLength));
   } finally {
     c.unregister(id);
