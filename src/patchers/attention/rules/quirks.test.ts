@@ -4,10 +4,14 @@
  * facts from GenAI GroupQueryAttention; the reasons when a quirk does not read right; and what gqa does with them
  * (window and softcap kept, lossy only when the window changes, targets without the feature leave the block).
  */
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { buildFamily, type ExportForm } from '../../../../test/support/family-graphs.js';
 import { FAMILIES, familyWeights, type FamilyName } from '../../../../test/support/families.js';
 import { GraphBuilder } from '../../../graph/build/builder.js';
+import { saveModelToBytes } from '../../../graph/io/bytes.js';
+import { eliminateDeadCode } from '../../../graph/passes/dce.js';
+import { OrtDecoder } from '../../../runtime/ort/decoder.js';
 import { DataType } from '../../../graph/ir/dtype.js';
 import { Graph } from '../../../graph/ir/graph.js';
 import { Model } from '../../../graph/ir/model.js';
@@ -64,6 +68,45 @@ describe.each(['optimum', 'genai'] as const)('quirks lifted from the %s form', (
       expect(b.q?.node).toBe(b.v?.node);
       expect(b.rope?.rotaryDim).toBe(16);
     }
+  });
+});
+
+describe('q/k norm as one SimplifiedLayerNormalization node (instead of decomposed) in an Optimum export', () => {
+  /** Qwen3's Optimum graph with each per-head norm replaced by SimplifiedLayerNormalization(x, w). */
+  function fusedNorms() {
+    const model = build('qwen3', 'optimum');
+    const b = new GraphBuilder(model, model.graph, 'sln');
+    const transposes = model.graph.nodes.filter((n) => n.opType === 'Transpose' && n.input(0)?.producer?.opType === 'Mul' && n.input(0)?.producer?.input(0)?.producer?.opType === 'Mul');
+    for (const t of transposes) {
+      const mul = t.input(0)!.producer!;
+      b.before = t;
+      t.setInput(0, b.op('SimplifiedLayerNormalization', [mul.input(0)!.producer!.input(0)!, mul.input(1)!], { attributes: { axis: -1, epsilon: FAMILIES.qwen3.eps } }));
+    }
+    eliminateDeadCode(model);
+    return { model, replaced: transposes.length };
+  }
+  async function logits(model: Model, ids: number[]) {
+    const dec = await OrtDecoder.create(ort, saveModelToBytes(model));
+    try {
+      return [...(await dec.step(ids)).logits];
+    } finally {
+      await dec.release();
+    }
+  }
+
+  it('is lifted as qk-norm with its normalized heads, and gqa (built-in rotary) stays exact', async () => {
+    const { model, replaced } = fusedNorms();
+    expect(replaced).toBe(4);
+    const { blocks } = liftAttention(model);
+    expect(blocks.map((b) => [b.notes.includes('qk-norm'), b.normedHeads?.q.producer?.opType])).toEqual([
+      [true, 'Transpose'],
+      [true, 'Transpose'],
+    ]);
+    const ids = [5, 17, 2, 40, 33, 8, 59];
+    const before = await logits(model, ids);
+    expect(applyGqa(model).patched.map((p) => p.to)).toEqual(['GroupQueryAttention(do_rotary=1)', 'GroupQueryAttention(do_rotary=1)']);
+    const after = await logits(model, ids);
+    expect(Math.max(...after.map((v, i) => Math.abs(v - before[i]!)))).toBeLessThanOrEqual(1e-4);
   });
 });
 
