@@ -41,6 +41,8 @@ interface Expected {
   dca: 'exact' | { refusal: RegExp; left: (RegExp | null)[] };
   /** mla: the recipe's refusal, and the reason the patch gives for each block. */
   mla?: { refusal: RegExp; left: RegExp };
+  /** gqa:window: the recipe's refusal (alternating sliding / global layers). */
+  gqaWindow?: RegExp;
 }
 
 const fused = (...extra: string[]) => `GroupQueryAttention(${['do_rotary=1', ...extra].join(', ')})`;
@@ -66,12 +68,14 @@ const EXPECTED: Record<FamilyName, Expected> = {
     to: { optimum: [fused(`window=${WINDOW}`, 'softcap=1.5'), fused('softcap=1.5')], genai: UNCHANGED },
     dca: { refusal: /^recipe gemma2 refuses dca: DualChunkAttention has neither the attention logit softcap/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, /^it has softcap=1\.5, which Dual Chunk Attention would drop$/] },
     mla: { refusal: /^recipe gemma2 refuses mla: the MLA attention function has neither the logit softcap nor a window/, left: /^it uses (sliding-window=6|softcap=1\.5), which the MLA attention does not implement$/ },
+    gqaWindow: /^recipe gemma2 refuses gqa: Gemma 2 alternates sliding-window \(4096\) and global layers, and gqa sets one window on every layer/,
   },
   gemma3: {
     specs: [{ gqa: {} }],
     to: { optimum: [fused(`window=${WINDOW}`), fused()], genai: UNCHANGED },
     dca: { refusal: /^recipe gemma3 refuses dca: five of every six layers attend through a sliding window/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, null] },
     mla: { refusal: /^recipe gemma3 refuses mla: the MLA attention function has no window and no q\/k norm/, left: /^it uses (sliding-window=6|qk-norm), which the MLA attention does not implement$/ },
+    gqaWindow: /^recipe gemma3 refuses gqa: Gemma 3 has five sliding-window layers \(512 or 1024\) to each global layer/,
   },
 };
 
@@ -152,6 +156,10 @@ describe.each(cases)('%s, %s export', (family, form) => {
     expect(report!.left).toEqual([]);
     expect(report!.details).toMatchObject({ chunkSize: 12, localWindow: 2, chunkLength: 10 });
     expect(maxDiff(await runOrt(model, LONG), reference(LONG, dcaPositions(12, 2)))).toBeLessThanOrEqual(TOL);
+  });
+
+  it.runIf(expected.gqaWindow)('gqa:window: the recipe refuses one window for every layer', () => {
+    expect(() => planRecipe(matchRecipe(recipes, config), config, `gqa:window=${WINDOW}`)).toThrow(expected.gqaWindow!);
   });
 
   it.runIf(expected.mla)('mla: the recipe refuses it with the reason, and the patch leaves every block with it', () => {
