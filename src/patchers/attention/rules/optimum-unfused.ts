@@ -84,7 +84,7 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
   const packed = [q, k, v].filter((x) => x.proj.columns).length;
   if (packed && (packed < 3 || q.output !== k.output || k.output !== v.output)) return { ok: false, reason: 'q, k and v are not all cut from one packed projection' };
   const notes: string[] = [`mask=${c.mask}`];
-  const win = maskWindow(c.maskValue);
+  const win = maskWindow(c.maskValue ?? c.maskCondition);
   if (!win.ok) return win;
   if (win.window !== undefined) notes.push(`sliding-window=${win.window}`);
   if (c.softcap !== undefined) notes.push(`softcap=${+c.softcap.toPrecision(7)}`);

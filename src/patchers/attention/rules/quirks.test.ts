@@ -110,6 +110,25 @@ describe('q/k norm as one SimplifiedLayerNormalization node (instead of decompos
   });
 });
 
+describe('the window of a Where(condition, scores, −inf) mask', () => {
+  it('is read from the condition as from an additive mask', () => {
+    const model = build('mistral', 'optimum');
+    const b = new GraphBuilder(model, model.graph, 'where');
+    for (const softmax of model.graph.nodes.filter((n) => n.opType === 'Softmax')) {
+      const add = softmax.input(0)!.producer!;
+      const additive = add.input(1)!.producer!; // Where(And(visible, padding), 0, min)
+      b.before = softmax;
+      softmax.setInput(0, b.op('Where', [additive.input(0)!, add.input(0)!, b.floats('neg_inf', [], [-Infinity])]));
+    }
+    eliminateDeadCode(model);
+    const { blocks } = liftAttention(model);
+    expect(blocks.map((bl) => [bl.notes[0], bl.window])).toEqual([
+      ['mask=where', 6],
+      ['mask=where', 6],
+    ]);
+  });
+});
+
 describe('quirks that do not read right are reported', () => {
   it('a softcap whose tanh is multiplied by another number', () => {
     const model = build('gemma2', 'optimum');

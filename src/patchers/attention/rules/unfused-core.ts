@@ -31,6 +31,8 @@ export interface Core {
   mask: MaskKind;
   /** The mask operand of an additive / multiplicative mask. */
   maskValue: Value | null;
+  /** The condition of a `Where(cond, scores, −inf)` mask. */
+  maskCondition: Value | null;
   pv: Node;
   /** SDPA `Where(IsNaN(p), 0, p)` between Softmax and P·V. */
   nanGuard: boolean;
@@ -156,7 +158,7 @@ const SCORES = oneOf([SOFTCAPPED, SCALED], { tag: 'softcap', labels: ['tanh', 'n
 const MASKED = oneOf(
   [
     op('Add', [SCORES, any('mask')], { commute: true }),
-    op('Where', [any(), SCORES, any()]),
+    op('Where', [any('maskCond'), SCORES, any()]),
     op('Sub', [op('Mul', [SCORES, any('mask')], { commute: true }), any()]),
     SCORES,
   ],
@@ -213,6 +215,7 @@ export function matchCore(softmax: Node): Step<Core> {
       scaledK: b.values['k.s'] !== undefined,
       mask: (b.tags.mask ?? 'none') as MaskKind,
       maskValue: b.values.mask ?? null,
+      maskCondition: b.values.maskCond ?? null,
       pv,
       nanGuard: p.bindings.tags.nan === 'guard',
       output: reshape.node.output(0),
