@@ -65,9 +65,9 @@ const EXPECTED: Record<FamilyName, Expected> = {
   },
   gemma2: {
     specs: [{ gqa: {} }],
-    to: { optimum: [fused(`window=${WINDOW}`, 'softcap=1.5'), fused('softcap=1.5')], genai: UNCHANGED },
-    dca: { refusal: /^recipe gemma2 refuses dca: DualChunkAttention has neither the attention logit softcap/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, /^it has softcap=1\.5, which Dual Chunk Attention would drop$/] },
-    mla: { refusal: /^recipe gemma2 refuses mla: the MLA attention function has neither the logit softcap nor a window/, left: /^it uses (sliding-window=6|softcap=1\.5), which the MLA attention does not implement$/ },
+    to: { optimum: [fused(`window=${WINDOW}`, 'softcap=0.5'), fused('softcap=0.5')], genai: UNCHANGED },
+    dca: { refusal: /^recipe gemma2 refuses dca: DualChunkAttention has neither the attention logit softcap/, left: [/^it has sliding-window=6, which Dual Chunk Attention would drop$/, /^it has softcap=0\.5, which Dual Chunk Attention would drop$/] },
+    mla: { refusal: /^recipe gemma2 refuses mla: the MLA attention function has neither the logit softcap nor a window/, left: /^it uses (sliding-window=6|softcap=0\.5), which the MLA attention does not implement$/ },
     gqaWindow: /^recipe gemma2 refuses gqa: Gemma 2 alternates sliding-window \(4096\) and global layers, and gqa sets one window on every layer/,
   },
   gemma3: {

@@ -98,9 +98,9 @@ export const FAMILIES: Readonly<Record<FamilyName, FamilySpec>> = Object.freeze(
     modelType: 'gemma2',
     architecture: 'Gemma2ForCausalLM',
     scale: 24 ** -0.5,
-    softcap: 1.5,
+    softcap: 0.5,
     windows: [WINDOW, undefined],
-    config: { query_pre_attn_scalar: 24, attn_logit_softcapping: 1.5, final_logit_softcapping: null, sliding_window: WINDOW, layer_types: ['sliding_attention', 'full_attention'] },
+    config: { query_pre_attn_scalar: 24, attn_logit_softcapping: 0.5, final_logit_softcapping: null, sliding_window: WINDOW, layer_types: ['sliding_attention', 'full_attention'] },
   },
   gemma3: {
     ...BASE,

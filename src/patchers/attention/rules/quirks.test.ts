@@ -37,11 +37,11 @@ describe.each(['optimum', 'genai'] as const)('quirks lifted from the %s form', (
   it('gemma2: softcap on every layer, the window on the even one, the query_pre_attn_scalar scale', () => {
     const { blocks } = lift('gemma2', form);
     expect(blocks.map((b) => [b.window, b.softcap])).toEqual([
-      [6, 1.5],
-      [undefined, 1.5],
+      [6, 0.5],
+      [undefined, 0.5],
     ]);
     for (const b of blocks) {
-      expect(b.notes).toContain('softcap=1.5');
+      expect(b.notes).toContain('softcap=0.5');
       expect(b.scale).toBeCloseTo(24 ** -0.5, 6);
     }
   });
@@ -137,7 +137,7 @@ describe('quirks that do not read right are reported', () => {
     const b = new GraphBuilder(model, model.graph, 't');
     mul.setInput(1, b.floats('other_cap', [], [2]));
     const r = liftAttention(model);
-    expect(r.unsupported.map((u) => u.reason)).toContain('optimum-unfused: softcap: tanh(x / 1.5) is multiplied by 2, not by the same cap');
+    expect(r.unsupported.map((u) => u.reason)).toContain('optimum-unfused: softcap: tanh(x / 0.5) is multiplied by 2, not by the same cap');
   });
 
   it('a packed projection sliced on another axis', () => {
@@ -184,8 +184,8 @@ describe('gqa keeps the window and the softcap', () => {
     expect(r.lossy).toBe(false);
     const gqa = model.graph.nodes.filter((n) => n.opType === 'GroupQueryAttention');
     expect(gqa.map((n) => [n.attr('local_window_size')?.type === 'int' ? Number(n.attr('local_window_size')!.value) : undefined, n.attr('softcap')?.value])).toEqual([
-      [6, 1.5],
-      [undefined, 1.5],
+      [6, 0.5],
+      [undefined, 0.5],
     ]);
   });
 
