@@ -130,3 +130,18 @@ describe('gqa: lossy options', () => {
     expect(applyGqa(loadModelFile(TINY), { kvHeads: 3 }).left[0]?.reason).toMatch(/4 KV heads cannot be merged into 3/);
   });
 });
+
+describe('gqa: what loaders need of the patched graph', () => {
+  it('imports com.microsoft, and names the cache batch dimension batch_size (transformers.js reads it by that name)', () => {
+    const model = loadModelFile(TINY);
+    expect(model.opsetImports.has('com.microsoft')).toBe(false);
+    const past = model.graph.inputs.filter((v) => v.name.startsWith('past_key_values.'));
+    for (const v of past) if (v.type?.kind === 'tensor') v.type = { ...v.type, shape: ['batch', ...v.type.shape!.slice(1)] };
+    const report = applyGqa(model);
+    expect(model.opsetImports.get('com.microsoft')).toBe(1);
+    for (const v of past) expect(v.type?.kind === 'tensor' && v.type.shape).toEqual(['batch_size', 4, 'past_sequence_length', 16]);
+    expect(report.warnings).toContain('gqa: named the batch dimension of 4 cache inputs batch_size (past_key_values.0.key, …), so transformers.js builds a first cache of batch 1 that GroupQueryAttention accepts');
+    // Already named: nothing to say.
+    expect(applyGqa(loadModelFile(TINY)).warnings).toEqual([]);
+  });
+});

@@ -11,6 +11,7 @@ import { eliminateDeadCode } from '../../graph/passes/dce.js';
 import { toposort } from '../../graph/passes/toposort.js';
 import { liftAttention } from '../attention/lift.js';
 import { enforceStrict, type PatchReport } from '../patch.js';
+import { nameCacheBatchDim } from './batch-dim.js';
 import { lowerToGqa, type LowerContext, type RotaryMode } from './lower.js';
 import { isKvCalibration, type KvCalibration } from './align.js';
 import { mergeKvHeads, type MergeMode } from './merge-kv-heads.js';
@@ -115,6 +116,13 @@ export function applyGqa(model: Model, options: GqaOptions = {}): PatchReport {
   if (windowChanged) {
     report.lossy = true;
     report.warnings.push(`gqa: a ${options.window}-token sliding window drops attention to older tokens`);
+  }
+  const lowered = blocks.filter((bl) => report.patched.some((p) => p.layer === bl.layer && p.from !== 'gqa'));
+  if (lowered.length > 0) {
+    // The contrib op's domain must be imported for the ONNX checker (ORT alone would not mind).
+    if (!model.opsetImports.has('com.microsoft')) model.opsetImports.set('com.microsoft', 1);
+    const renamed = nameCacheBatchDim(lowered);
+    if (renamed.length) report.warnings.push(`gqa: named the batch dimension of ${renamed.length} cache inputs batch_size (${renamed[0]}, …), so transformers.js builds a first cache of batch 1 that GroupQueryAttention accepts`);
   }
   const caveat = gqaCapabilities(options.target).caveat;
   if (caveat && report.patched.some((p) => p.from !== 'gqa')) report.warnings.push(`gqa: ${caveat}`);
