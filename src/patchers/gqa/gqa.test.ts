@@ -42,7 +42,7 @@ describe('gqa: lossless lowering', () => {
 
   it("rotary: 'keep' reuses the source's rope and is exact too", async () => {
     const { model, out, report } = patch(TINY, { rotary: 'keep' });
-    expect(report.patched.map((p) => p.to)).toEqual(['GroupQueryAttention(source rope kept)', 'GroupQueryAttention(source rope kept)']);
+    expect(report.patched.map((p) => p.to)).toEqual(['GroupQueryAttention(source rope kept: rotary: keep)', 'GroupQueryAttention(source rope kept: rotary: keep)']);
     expect(ops(model)).toContain('Neg'); // the rotate_half chain survives
     const v = await verifyModels(TINY, out, { tokens: 16 });
     expect(v.maxAbsDiff).toBeLessThanOrEqual(1e-4);

@@ -109,7 +109,10 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
   // (unfused lifts give them), otherwise only the source's own rotated heads include the norm.
   const qkNorm = block.notes.includes('qk-norm');
   const normed = qkNorm && caches ? block.normedHeads : undefined;
-  if (qkNorm && !normed) caches = undefined;
+  if (qkNorm && !normed) {
+    caches = undefined;
+    keepReason ||= 'its q/k norm sits before the rope and the normalized heads were not lifted';
+  }
   const keepRope = (block.rope !== null && !caches) || (qkNorm && !normed);
   if (keepRope && !block.heads) return { ok: false, reason: `cannot rebuild its rope (${keepReason || 'rotary: keep'}) and the lifter gave no rotated heads to reuse` };
   const internal = !keepRope && block.q !== null && block.q.output === null && packedInOrder(block, true);
@@ -181,7 +184,7 @@ export function lowerToGqa(block: AttentionBlock, ctx: LowerContext, options: Lo
       b.graph.replaceAllUsesWith(block.present.key, presentKey);
       b.graph.replaceAllUsesWith(block.present.value, presentValue);
     }
-    const rope = caches ? `do_rotary=1${block.rope!.interleaved ? ', interleaved' : ''}` : keepRope ? 'source rope kept' : 'no rope';
+    const rope = caches ? `do_rotary=1${block.rope!.interleaved ? ', interleaved' : ''}` : keepRope ? `source rope kept: ${keepReason || 'rotary: keep'}` : 'no rope';
     const extras = `${window !== undefined ? `, window=${window}` : ''}${block.softcap !== undefined ? `, softcap=${+block.softcap.toPrecision(7)}` : ''}`;
     return { ok: true, to: `GroupQueryAttention(${rope}${extras})` };
   } finally {
