@@ -49,7 +49,7 @@ describe('planRecipe', () => {
     expect(() => planRecipe(byName('gemma2'), {}, 'gqa:window=512')).toThrow(/^recipe gemma2 refuses gqa: Gemma 2 alternates sliding-window \(4096\) and global layers/);
     expect(planRecipe(byName('gemma2'), {}, 'gqa').specs).toEqual([{ gqa: {} }]);
     expect(() => planRecipe(byName('gpt2'), { n_positions: 1024 }, 'dca')).toThrow(/^recipe gpt2 refuses dca: GPT-2 adds learned absolute position embeddings \(wpe\)/);
-    expect(() => planRecipe(byName('llama'), {}, ['dca', 'gqa'])).toThrow('recipe llama allows gqa, dca, gqa → dca, mla, mla → dca; not dca → gqa [field=patch]');
+    expect(() => planRecipe(byName('llama'), {}, ['dca', 'gqa'])).toThrow('recipe llama allows gqa, dca, gqa → dca, mla, gqa → mla, dca → mla; not dca → gqa [field=patch]');
     // Every family: a gqa window would vanish under dca.
     expect(() => planRecipe(byName('llama'), { max_position_embeddings: 4096 }, ['gqa:window=256', 'dca'])).toThrow(/^recipe llama refuses gqa → dca: DualChunkAttention has no window, so dca leaves every block gqa gives a window/);
   });
@@ -85,5 +85,7 @@ describe('common refusals (patch interactions, every family)', () => {
   it('mla → dca waits until dca lowers latent attention', () => {
     expect(() => planRecipe(byName('llama'), { max_position_embeddings: 4096 }, ['mla:rank=8', 'dca'])).toThrow(/^recipe llama refuses mla → dca: dca does not lower latent-attention \(mla\) blocks yet/);
     expect(planRecipe(byName('llama'), {}, 'mla:rank=8').specs).toEqual([{ mla: { rank: 8 } }]);
+    // The other order composes (LatentDualChunkAttention): refusals name an order.
+    expect(planRecipe(byName('llama'), { max_position_embeddings: 4096 }, ['dca', 'mla:rank=8']).specs).toEqual([{ dca: { trainedLength: 4096 } }, { mla: { rank: 8 } }]);
   });
 });

@@ -67,7 +67,9 @@ const isSet = (v: unknown) => v !== undefined && v !== null && v !== false;
 
 /** Does a refusal's condition hold, apart from `forms` (which needs the graph)? */
 function holds(f: Refusal, names: readonly string[], steps: readonly PatchStep[], config: ModelConfig | undefined, window: number | undefined): boolean {
-  if (!f.patches.every((p) => names.includes(p))) return false;
+  // In this order: a refusal of mla → dca says nothing about dca → mla, which composes.
+  let at = -1;
+  for (const p of f.patches) if ((at = names.indexOf(p, at + 1)) < 0) return false;
   const w = f.when;
   if (!w) return true;
   if (w.config !== undefined && !isSet(configValue(config, w.config))) return false;

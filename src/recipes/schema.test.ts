@@ -68,7 +68,7 @@ describe('bad recipes name the file, the field and what was expected', () => {
   });
 
   it('cross-field rules: auto among the combinations, no duplicates, no outright refusal of an allowed combination', () => {
-    expect(failure({ ...llama(), auto: ['dca', 'gqa'] }).message).toContain('auto: expected one of combinations (gqa, dca, gqa → dca, mla, mla → dca), got dca → gqa');
+    expect(failure({ ...llama(), auto: ['dca', 'gqa'] }).message).toContain('auto: expected one of combinations (gqa, dca, gqa → dca, mla, gqa → mla, dca → mla), got dca → gqa');
     expect(failure({ ...llama(), combinations: [['gqa', 'gqa']], auto: [] }).message).toContain('combinations[0]: names a patch twice: gqa → gqa');
     expect(failure({ ...llama(), refuse: [{ patches: ['dca'], reason: 'never for this family' }] }).message).toContain('refuse[0]: refuses dca outright, but combinations[1] allows dca');
     expect(failure({ ...llama(), refuse: [{ patches: ['dca'], when: { option: 'gqa.window' }, reason: 'never for this family' }] }).message).toContain(

@@ -92,7 +92,7 @@ describe('attnpatch recipes', () => {
     const c = await runCli('recipes', 'list');
     expect(c.code).toBe(0);
     expect(c.out).toMatch(/^name\s+matches\s+trained\s+auto\s+allowed$/m);
-    expect(c.out).toMatch(/^tinystories\s+llama \+ config\s+512\s+dca\s+gqa, dca, gqa → dca, mla, mla → dca$/m);
+    expect(c.out).toMatch(/^tinystories\s+llama \+ config\s+512\s+dca\s+gqa, dca, gqa → dca, mla, gqa → mla, dca → mla$/m);
     expect(c.out).toMatch(/^gemma2\s+gemma2\s+config max_position_embeddings\s+gqa\s+gqa$/m);
     expect(c.out).toMatch(/^qwen3_5\s+qwen3_5 qwen3_5_text\s+config text_config\.max_position_embeddings \| max_position_embeddings\s+\(none\)\s+gqa$/m);
   });

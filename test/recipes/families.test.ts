@@ -33,6 +33,8 @@ const TOL = 1e-4;
 
 /** What each family's recipe does with its default patches and with dca / mla. */
 interface Expected {
+  /** The recipe config.json picks (default: the family's name). */
+  recipe?: string;
   /** The recipe's default specs. */
   specs: object[];
   /** `to` of each patched block under the default patches, per form. */
@@ -50,6 +52,7 @@ const UNCHANGED = ['GroupQueryAttention (unchanged)', 'GroupQueryAttention (unch
 const PLAIN: Expected = { specs: [{ gqa: {} }], to: { optimum: [fused(), fused()], genai: UNCHANGED }, dca: 'exact' };
 const EXPECTED: Record<FamilyName, Expected> = {
   llama: PLAIN,
+  llama3: { ...PLAIN, recipe: 'llama' },
   smollm: PLAIN,
   qwen2: PLAIN,
   qwen3: PLAIN,
@@ -120,11 +123,13 @@ describe.each(cases)('%s, %s export', (family, form) => {
     // The quirks matter: a reference without the window (or the softcap) is far from the graph.
     if (spec.windows.some((w) => w !== undefined)) expect(maxDiff(long, reference(LONG, undefined, { ...spec, windows: spec.windows.map(() => undefined) }))).toBeGreaterThan(1e-2);
     if (spec.softcap) expect(maxDiff(long, reference(LONG, undefined, { ...spec, softcap: 0 }))).toBeGreaterThan(1e-2);
+    const { ropeScaling, ...unscaled } = spec;
+    if (ropeScaling) expect(maxDiff(long, reference(LONG, undefined, unscaled))).toBeGreaterThan(1e-2);
   });
 
   it("config.json picks the family's recipe, and its default patches apply losslessly", async () => {
     const recipe = matchRecipe(recipes, config);
-    expect(recipe.name).toBe(family);
+    expect(recipe.name).toBe(expected.recipe ?? family);
     const plan = planRecipe(recipe, config);
     expect(plan.specs).toEqual(expected.specs);
     const model = build();

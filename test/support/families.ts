@@ -17,7 +17,7 @@
  * Weights are [in, out] (the MatMul layout).
  */
 
-export type FamilyName = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma2' | 'gemma3' | 'smollm';
+export type FamilyName = 'llama' | 'llama3' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma2' | 'gemma3' | 'smollm';
 
 export interface FamilySpec {
   family: FamilyName;
@@ -52,7 +52,19 @@ export interface FamilySpec {
   thetas: number[];
   /** config.json fields beyond the common ones (the family's own, and values that only the recipe reads). */
   config: Record<string, unknown>;
+  /** Llama 3 rope scaling (config rope_scaling, rope_type llama3): exports bake it into inv_freq. */
+  ropeScaling?: Llama3RopeScaling;
 }
+
+export interface Llama3RopeScaling {
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
+/** Small enough that head size 16's eight frequencies fall in all three bands (kept, smoothed, divided). */
+const LLAMA3_SCALING: Llama3RopeScaling = { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
 
 /** The sliding window of the windowed families: small, so the 9- and 26-token test sequences cross it. */
 export const WINDOW = 6;
@@ -74,6 +86,7 @@ const llamaLike = { ...BASE, ...PLAIN, modelType: 'llama', architecture: 'LlamaF
 /** The families with builders. */
 export const FAMILIES: Readonly<Record<FamilyName, FamilySpec>> = Object.freeze({
   llama: { ...llamaLike, family: 'llama' },
+  llama3: { ...llamaLike, family: 'llama3', ropeScaling: LLAMA3_SCALING, config: { rope_scaling: { rope_type: 'llama3', ...LLAMA3_SCALING } } },
   smollm: { ...llamaLike, family: 'smollm', config: { vocab_size: 49152 } },
   qwen2: { ...BASE, ...PLAIN, family: 'qwen2', modelType: 'qwen2', architecture: 'Qwen2ForCausalLM', bias: true, config: QWEN },
   qwen3: { ...BASE, ...PLAIN, family: 'qwen3', modelType: 'qwen3', architecture: 'Qwen3ForCausalLM', qkNorm: 'before', config: QWEN },

@@ -65,7 +65,21 @@ export function familyWeights(s: FamilySpec, seed = 7): FamilyWeights {
   return { embed: uniform(V * D, 1), layers, norm: uniform(D, 0.2, 1), lmHead: matrix(D, V) };
 }
 
-/** inv_freq as the export stores it: float32 θ^(−2i/rotaryDim), rotaryDim/2 values. */
+/**
+ * inv_freq as the export stores it: float32 θ^(−2i/rotaryDim), rotaryDim/2 values, with Llama 3's scaling applied
+ * when the spec has it (transformers' _compute_llama3_parameters: long wavelengths divided by the factor, short ones
+ * kept, the band between interpolated).
+ */
 export function invFreq(s: FamilySpec, theta = s.theta): Float32Array {
-  return Float32Array.from({ length: s.rotaryDim / 2 }, (_, i) => 1 / theta ** ((2 * i) / s.rotaryDim));
+  const plain = Array.from({ length: s.rotaryDim / 2 }, (_, i) => 1 / theta ** ((2 * i) / s.rotaryDim));
+  const r = s.ropeScaling;
+  if (!r) return Float32Array.from(plain);
+  const [lowWave, highWave] = [r.original_max_position_embeddings / r.low_freq_factor, r.original_max_position_embeddings / r.high_freq_factor];
+  return Float32Array.from(plain, (f) => {
+    const wave = (2 * Math.PI) / f;
+    if (wave < highWave) return f;
+    if (wave > lowWave) return f / r.factor;
+    const smooth = (r.original_max_position_embeddings / wave - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    return (1 - smooth) * (f / r.factor) + smooth * f;
+  });
 }
