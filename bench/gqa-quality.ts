@@ -12,7 +12,8 @@
  * measurement of every cell with BOS starting each window (the convention of the model's reference figures;
  * doubles the runtime). Writes bench/out/gqa-quality.{json,md}.
  *
- * Options: `--max-tokens N`, `--calibration-tokens N` (default 16384), `--bos`.
+ * Options: `--max-tokens N`, `--calibration-tokens N` (default 16384), `--bos`, `--contexts a,b,c` (window table
+ * contexts, default 512,2048,4096; maxContext becomes max(4096, largest context)), `--no-kv-heads` (window table only).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -38,6 +39,11 @@ function flag(name: string, fallback: number): number {
 const MAX_TOKENS = flag('max-tokens', 40_000);
 const CALIBRATION_TOKENS = flag('calibration-tokens', 16_384);
 const BOS = process.argv.includes('--bos');
+const contextsArg = process.argv.indexOf('--contexts');
+const CONTEXTS: readonly number[] = contextsArg >= 0 ? process.argv[contextsArg + 1]!.split(',').map(Number) : [512, 2048, 4096];
+if (!CONTEXTS.every((c) => Number.isInteger(c) && c >= 2)) throw new Error('--contexts needs integers ≥ 2, comma-separated');
+const MAX_CONTEXT = Math.max(4096, ...CONTEXTS);
+const KV_HEADS = !process.argv.includes('--no-kv-heads');
 
 const started = performance.now();
 const log = (s: string) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
@@ -94,7 +100,7 @@ const show = (c: Cell) => `${c.ppl.toFixed(2)}${c.pplBos !== undefined ? ` / BOS
 // kvHeads table (context 512)
 
 const kvRows: { kvHeads: number; merge: string; kvBytesPerToken: number; cell: Cell }[] = [];
-for (const [kvHeads, merge] of [[4, 'original'], [2, 'mean'], [2, 'aligned'], [2, 'aligned (weights only)'], [1, 'mean'], [1, 'aligned'], [1, 'aligned (weights only)']] as const) {
+for (const [kvHeads, merge] of (KV_HEADS ? [[4, 'original'], [2, 'mean'], [2, 'aligned'], [2, 'aligned (weights only)'], [1, 'mean'], [1, 'aligned'], [1, 'aligned (weights only)']] as const : [])) {
   const options: GqaOptions | null =
     merge === 'original' ? null : merge === 'mean' ? { kvHeads } : merge === 'aligned' ? { kvHeads, merge: 'aligned', calibration } : { kvHeads, merge: 'aligned' };
   const v = variant(options);
@@ -106,11 +112,10 @@ for (const [kvHeads, merge] of [[4, 'original'], [2, 'mean'], [2, 'aligned'], [2
 // ---------------------------------------------------------------------------------------------------------------
 // window table
 
-const CONTEXTS = [512, 2048, 4096] as const;
 const WINDOWS = [128, 256, 384, 'none', 'unpatched'] as const;
 const windowRows: { window: (typeof WINDOWS)[number]; cells: Record<number, Cell> }[] = [];
 for (const window of WINDOWS) {
-  const v = variant(window === 'unpatched' ? null : { maxContext: 4096, ...(window === 'none' ? {} : { window }) });
+  const v = variant(window === 'unpatched' ? null : { maxContext: MAX_CONTEXT, ...(window === 'none' ? {} : { window }) });
   const cells: Record<number, Cell> = {};
   for (const context of CONTEXTS) {
     cells[context] = await measure(v, context);
@@ -126,12 +131,16 @@ const seconds = (performance.now() - started) / 1000;
 const f = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const both = (c: Cell) => `${f(c.ppl)}${c.pplBos !== undefined ? ` / ${f(c.pplBos)}` : ''}`;
 const report = {
+  date: new Date().toISOString(),
   model: 'tinystories-656k (models/tinystories-656k; 2 layers, 8 heads / 4 KV heads, head dim 16, fp32 cache, trained context 512)',
   text: `corpus-tinystories-val/tinystories_val_part2.txt (held out): ${ids.length} tokens`,
   calibration: `first ${calibration.tokens} tokens of corpus-tinystories-val/tinystories_val.txt (part 1), 512-token windows`,
   scoring: `consecutive non-overlapping windows from the start of part 2, at most ${MAX_TOKENS} scored tokens per cell; "ppl": no special tokens, every token after the first of a window scored${BOS ? '; "pplBos": BOS + (context − 1) text tokens per window, every text token scored' : ''}`,
   machine: `${cpus().length} × ${cpus()[0]?.model ?? '?'}, onnxruntime-node CPU`,
   seconds,
+  argv: process.argv.slice(2),
+  contexts: CONTEXTS,
+  maxContext: MAX_CONTEXT,
   kvHeads: kvRows.map((r) => ({ kvHeads: r.kvHeads, merge: r.merge, kvBytesPerToken: r.kvBytesPerToken, ...r.cell })),
   window: windowRows.map((r) => ({ window: r.window, contexts: r.cells })),
 };
@@ -148,7 +157,7 @@ const md = [
   '|---:|---|---:|---:|---:|',
   ...kvRows.map((r) => `| ${r.kvHeads} | ${r.merge} | ${r.kvBytesPerToken} | ${both(r.cell)} | ${r.cell.tokens} |`),
   '',
-  '## Sliding window (gqa `window`, maxContext 4096)',
+  `## Sliding window (gqa \`window\`, maxContext ${MAX_CONTEXT})`,
   '',
   `| window | ${CONTEXTS.map((c) => `ctx ${c}`).join(' | ')} |`,
   `|---|${CONTEXTS.map(() => '---:').join('|')}|`,

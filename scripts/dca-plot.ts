@@ -7,7 +7,7 @@
  *   unpatched at 512, 1024, 2048, 4096;
  *   DCA (CS 384, LW 64, L 320), DCA + chunkllama temperature, DCA + interBias 1, and the gqa patch's sliding window
  *   of 256 (`applyGqa(m, { window: 256, maxContext: 8192 })`) at 512 … 8192.
- * Writes docs/data/dca-ppl.json and docs/img/dca-ppl.svg (a hand-written SVG line plot: log2 x-axis, the
+ * Writes docs/data/dca-ppl.json and docs/img/dca-ppl.svg (scripts/svg.ts's line plot: log2 x-axis, the
  * unpatched curve clipped above the panel with its values printed, the trained length marked). Checks the cells
  * that have reference values (measured with the CLI on the full text) when no window cap is in force.
  *
@@ -28,6 +28,7 @@ import type { PatchReport } from '../src/patchers/patch.js';
 import { evaluatePerplexityIds } from '../src/runtime/eval/perplexity.js';
 import { tokenizeText } from '../src/runtime/eval/tokenize.js';
 import { argReader } from '../bench/args.js';
+import { linePlot } from './svg.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MODEL_DIR = join(ROOT, 'models', 'tinystories-656k');
@@ -144,87 +145,29 @@ async function run(cap: number | undefined): Promise<Result> {
 // ---------------------------------------------------------------------------------------------------------------
 // SVG
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const n1 = (x: number) => (Math.round(x * 10) / 10).toString();
-
-/** A "nice" tick step for a range. */
-function tickStep(range: number, target: number): number {
-  const raw = range / target;
-  const p = 10 ** Math.floor(Math.log10(raw));
-  return [1, 2, 5, 10].map((k) => k * p).find((s) => s >= raw) ?? 10 * p;
-}
-
 export function renderSvg(r: Result): string {
-  const W = 900;
-  const H = 490;
-  const m = { left: 64, right: 300, top: 64, bottom: 58 };
-  const pw = W - m.left - m.right;
-  const ph = H - m.top - m.bottom;
-  const xMin = Math.log2(512);
-  const xMax = Math.log2(8192);
-  const x = (c: number) => m.left + ((Math.log2(c) - xMin) / (xMax - xMin)) * pw;
   // The y range fits every series but the unpatched one (which leaves the panel above the trained length).
   const others = r.series.filter((s) => s.key !== 'unpatched').flatMap((s) => s.cells.map((c) => c.ppl));
   const lowAll = Math.min(...r.series.flatMap((s) => s.cells.map((c) => c.ppl)));
-  const step = tickStep(Math.max(...others) - lowAll, 6);
-  const yLo = Math.floor((lowAll - step / 2) / step) * step;
-  const yHi = Math.ceil((Math.max(...others) + step / 2) / step) * step;
-  const y = (v: number) => m.top + (1 - (v - yLo) / (yHi - yLo)) * ph;
-  const L: string[] = [];
-  L.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`);
-  L.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-  const title = 'TinyStories-656K (trained 512): perplexity vs context';
-  const sub = `${r.textTokens.toLocaleString('en-US')}-token TinyStories validation text, non-overlapping windows${r.windowsCap ? `, only the first ${r.windowsCap} window(s) per cell` : ', every full window'}`;
-  const sub2 = 'DCA: CS 384, LW 64 (L 320), fed L tokens per call · produced by scripts/dca-plot.ts';
-  L.push(`<text x="${m.left}" y="20" font-size="14" font-weight="600">${esc(title)}</text>`);
-  L.push(`<text x="${m.left}" y="36" fill="#555">${esc(sub)}</text>`);
-  L.push(`<text x="${m.left}" y="51" fill="#555">${esc(sub2)}</text>`);
-  // Grid and y ticks.
-  L.push(`<clipPath id="panel"><rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}"/></clipPath>`);
-  for (let v = yLo; v <= yHi + 1e-9; v += step) {
-    L.push(`<line x1="${m.left}" x2="${m.left + pw}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e7eb"/>`);
-    L.push(`<text x="${m.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${n1(v)}</text>`);
-  }
-  for (const c of ALL) {
-    L.push(`<line x1="${x(c).toFixed(1)}" x2="${x(c).toFixed(1)}" y1="${m.top}" y2="${m.top + ph}" stroke="#f0f0f0"/>`);
-    L.push(`<text x="${x(c).toFixed(1)}" y="${m.top + ph + 18}" text-anchor="middle" fill="#333">${c}</text>`);
-  }
-  L.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
-  L.push(`<text x="${m.left + pw / 2}" y="${H - 16}" text-anchor="middle">context (tokens per window, log₂ scale)</text>`);
-  L.push(`<text transform="translate(18 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">perplexity (lower is better)</text>`);
-  // Trained length.
-  L.push(`<line x1="${x(TRAINED).toFixed(1)}" x2="${x(TRAINED).toFixed(1)}" y1="${m.top}" y2="${m.top + ph}" stroke="#111" stroke-width="1.5" stroke-dasharray="5 4"/>`);
-  L.push(`<text x="${(x(TRAINED) + 6).toFixed(1)}" y="${m.top + ph - 8}" fill="#111">trained length 512</text>`);
-  // Series.
-  for (const s of r.series) {
-    const pts = s.cells.map((c) => [x(c.context), y(c.ppl)] as const);
-    L.push(`<polyline clip-path="url(#panel)" fill="none" stroke="${s.color}" stroke-width="2.2" points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`);
-    for (const c of s.cells) {
-      const cy = y(c.ppl);
-      if (cy >= m.top) {
-        L.push(`<circle cx="${x(c.context).toFixed(1)}" cy="${cy.toFixed(1)}" r="3.6" fill="${s.color}"><title>${esc(`${s.label} @${c.context}: ${c.ppl.toFixed(2)}`)}</title></circle>`);
-      } else {
-        // Off the panel: an arrow at the top edge and the value.
-        const cx = x(c.context);
-        L.push(`<path d="M ${(cx - 5).toFixed(1)} ${m.top + 9} L ${cx.toFixed(1)} ${m.top + 1} L ${(cx + 5).toFixed(1)} ${m.top + 9} Z" fill="${s.color}"/>`);
-        L.push(`<text x="${cx.toFixed(1)}" y="${m.top + 22}" text-anchor="middle" fill="${s.color}" font-weight="600">${c.ppl.toFixed(1)}</text>`);
-      }
-    }
-  }
-  // End labels (value at the last context) and legend.
-  const lx = m.left + pw + 16;
-  let ly = m.top + 8;
-  for (const s of r.series) {
-    const last = s.cells.at(-1)!;
-    L.push(`<line x1="${lx}" x2="${lx + 22}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2.2"/><circle cx="${lx + 11}" cy="${ly}" r="3.6" fill="${s.color}"/>`);
-    L.push(`<text x="${lx + 30}" y="${ly + 4}">${esc(s.label)}</text>`);
-    L.push(`<text x="${lx + 30}" y="${ly + 19}" fill="#555">${esc(`${last.ppl.toFixed(1)} @${last.context}`)}</text>`);
-    ly += 40;
-  }
-  L.push(`<text x="${lx}" y="${ly + 4}" fill="#555">Unpatched values above the</text>`);
-  L.push(`<text x="${lx}" y="${ly + 19}" fill="#555">panel are printed at its top.</text>`);
-  L.push('</svg>');
-  return `${L.join('\n')}\n`;
+  return linePlot({
+    title: 'TinyStories-656K (trained 512): perplexity vs context',
+    subtitles: [
+      `${r.textTokens.toLocaleString('en-US')}-token TinyStories validation text, non-overlapping windows${r.windowsCap ? `, only the first ${r.windowsCap} window(s) per cell` : ', every full window'}`,
+      'DCA: CS 384, LW 64 (L 320), fed L tokens per call · produced by scripts/dca-plot.ts',
+    ],
+    xTicks: ALL,
+    xLabel: 'context (tokens per window, log₂ scale)',
+    yLabel: 'perplexity (lower is better)',
+    yFit: [lowAll, Math.max(...others)],
+    series: r.series.map((s) => ({
+      label: s.label,
+      color: s.color,
+      points: s.cells.map((c) => ({ x: c.context, y: c.ppl, title: `${s.label} @${c.context}: ${c.ppl.toFixed(2)}` })),
+      legendNote: (p) => `${p.y.toFixed(1)} @${p.x}`,
+    })),
+    marker: { x: TRAINED, label: 'trained length 512' },
+    footnote: ['Unpatched values above the', 'panel are printed at its top.'],
+  });
 }
 
 function markdownTable(r: Result): string {

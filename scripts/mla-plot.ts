@@ -3,11 +3,12 @@
  * (left; every point labelled with its per-layer ranks for the best series) and decode-step time vs context on
  * bench-llama-random (right), from real runs: bench/out/mla-quality.json (`bench/mla-quality.ts`) and
  * bench/out/mla.json (`bench/mla.ts`). Writes docs/data/mla.json (the numbers plotted) and docs/img/mla.svg (a
- * hand-written SVG; no plotting dependency).
+ * hand-written SVG through scripts/svg.ts; no plotting dependency).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { esc, svgOpen } from './svg.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 interface QCell { label: string; kvBytesPerToken: number; kvRatio: number; ppl: number; ranks: string }
@@ -19,7 +20,6 @@ const speedFile = join(ROOT, 'bench', 'out', 'mla.json');
 const speed = existsSync(speedFile) ? (JSON.parse(readFileSync(speedFile, 'utf8')) as Speed) : undefined;
 
 const COLORS = ['#9ca3af', '#6b7280', '#f59e0b', '#d97706', '#60a5fa', '#2563eb', '#34d399', '#059669'];
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 const series = [...new Set(quality.sweep.map((c) => c.label))].map((label, i) => ({
   label,
   color: COLORS[i % COLORS.length]!,
@@ -29,9 +29,7 @@ const best = series.at(-1)!; // the sweep's last series is the best recipe (join
 
 const W = 1180;
 const H = 560;
-const L: string[] = [];
-L.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`);
-L.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+const L: string[] = svgOpen(W, H, 12, '#fff');
 
 // Left panel: perplexity (log scale) vs KV bytes per token.
 {
