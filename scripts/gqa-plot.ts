@@ -21,7 +21,7 @@
  * output to bench/out/gqa-plot.json and bench/out/gqa-*.svg unless --docs; the quality checks are skipped),
  * --speed-runs N, --reuse (read bench/out/gqa-quality.json and bench/out/gqa-speed-run*.json, else bench/out/gqa.json,
  * from an earlier run instead of running the benches), --svg-only (redraw the SVGs from the data JSON). The full run
- * takes ~20 min on this 2-core box (quality ~6 min, each speed run ~4 min); --quick ~2 min.
+ * takes ~15 min on this 2-core box (quality ~5 min, each speed run ~3 min); --quick ~35 s.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
