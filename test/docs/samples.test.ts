@@ -10,10 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Command } from 'commander';
 import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createProgram } from '../../src/cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliLikeShell } from '../support/cli.js';
 import { REPO_ROOT } from '../support/paths.js';
 import { notRunnable, resolveImports, samplesOf, shellCommands, substituted, where, type Sample } from './samples.js';
 
@@ -47,30 +46,6 @@ function folderFor(s: Sample, n: number): string {
   return dir;
 }
 
-/** `attnpatch …args` in-process (the program built from src/), with stdout, stderr and the exit code. */
-async function cli(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const program = createProgram();
-  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
-  for (const c of all(program)) c.exitOverride().configureOutput({ writeOut: (t) => void (out += t), writeErr: (t) => void (err += t) });
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((t) => ((out += String(t)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((t) => ((err += String(t)), true));
-  process.exitCode = 0;
-  try {
-    await program.parseAsync(['node', 'attnpatch', ...args]);
-  } catch (x) {
-    if (!(x instanceof Error && 'exitCode' in x)) throw x; // commander's own exits (usage errors) only
-    process.exitCode = Number(x.exitCode);
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = 0;
-  return { out, err, code };
-}
-
 async function runShell(s: Sample, n: number): Promise<void> {
   const dir = folderFor(s, n);
   const commands = shellCommands(substituted(s, VARS));
@@ -79,7 +54,7 @@ async function runShell(s: Sample, n: number): Promise<void> {
   try {
     for (const [i, c] of commands.entries()) {
       const last = i === commands.length - 1;
-      const r = await cli(c.words.slice(2));
+      const r = await runCliLikeShell(c.words.slice(2));
       if (last && expectError !== undefined) {
         expect(r.code, `${where(s)}: \`${c.text}\` should fail`).not.toBe(0);
         expect(r.err, `${where(s)}: \`${c.text}\`'s error`).toContain(expectError);
