@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline } from '../../src/runtime/transformers/pipeline.js';
+import { samplesOf, substituted, where } from '../docs/samples.js';
 import { serveStatic, type StaticServer } from './server.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -190,6 +191,10 @@ function placements(log: string[]): Map<string, { count: number; ops: string[] }
   return out;
 }
 
+/** Docs samples annotated `<!-- docs-test: browser -->`, served as modules the test page imports. */
+const DOC_SAMPLES = samplesOf(REPO_ROOT).filter((s) => s.directives.browser);
+const docSampleUrl = (i: number) => `/__attnpatch_test__/docs-sample-${i}.mjs`;
+
 const countOf = (ops: string[] | undefined, op: string): number => (ops ?? []).filter((o) => o === op).length;
 
 /** ORT's own log lines (`2026-… [V:onnxruntime:…]`), which its wasm logger writes with console.error. */
@@ -280,7 +285,11 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser: attnpatch pipeline on WebGPU
     versions = v;
     const html = readFileSync(join(REPO_ROOT, PAGE), 'utf8').replace('__IMPORT_MAP__', JSON.stringify(map));
     server = await serveStatic(REPO_ROOT, {
-      virtual: { [PAGE]: { type: 'text/html; charset=utf-8', body: html }, [ML_MATRIX_SHIM]: { type: 'text/javascript', body: mlMatrixShim() } },
+      virtual: {
+        [PAGE]: { type: 'text/html; charset=utf-8', body: html },
+        [ML_MATRIX_SHIM]: { type: 'text/javascript', body: mlMatrixShim() },
+        ...Object.fromEntries(DOC_SAMPLES.map((s, i) => [docSampleUrl(i), { type: 'text/javascript', body: substituted(s, {}) }])),
+      },
     });
     userDataDir = mkdtempSync(join(tmpdir(), 'attnpatch-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS });
@@ -407,6 +416,29 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser: attnpatch pipeline on WebGPU
     expect(countOf(all, 'GroupQueryAttention'), 'the unpatched load got a GQA graph: the browser cache is poisoned').toBe(0);
     expect(run.newIds).toHaveLength(16);
     // Not asserted equal to CPU (that is ONNX Runtime's business, not attnpatch's), only reported above.
+  }, RUN_MS + 60_000);
+
+  it('the docs samples marked browser run in a fresh page as written (getting-started: the page, the Cache API)', async () => {
+    expect(DOC_SAMPLES.length, 'no <!-- docs-test: browser --> sample in the docs').toBeGreaterThan(0);
+    for (const [i, s] of DOC_SAMPLES.entries()) {
+      const p = await context!.newPage();
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(`${e.name}: ${e.message}`));
+      try {
+        const body = await inPage(where(s), async () => {
+          await p.goto(`${server!.origin}${PAGE}`);
+          await p.waitForFunction(() => window.attnpatchReady === true, null, { timeout: 60_000 });
+          // NOTE: a string, so vitest does not rewrite the page's dynamic import() into its own loader.
+          return p.evaluate<string>(`import(${JSON.stringify(docSampleUrl(i))}).then(() => document.body.textContent ?? '')`);
+        });
+        console.info(`${where(s)} ran; page text: ${JSON.stringify(body.slice(0, 160))}`);
+        expect(errors, `${where(s)}: page errors`).toEqual([]);
+        // A sample that shows its result on the page must have shown something generated from the prompt.
+        if (s.code.includes('document.body.textContent =')) expect(body).toMatch(/^Once upon a time.{20,}/s);
+      } finally {
+        await p.close();
+      }
+    }
   }, RUN_MS + 60_000);
 
   it('served everything locally: ORT wasm from the onnxruntime-web transformers.js resolves, nothing external', () => {

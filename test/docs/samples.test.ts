@@ -109,18 +109,20 @@ function parseProblems(s: Sample): string[] {
 // ATTNPATCH_DOCS_TEST_FILES=docs/gqa.md,README.md checks only those files (while writing a page).
 const samples = samplesOf(REPO_ROOT, process.env.ATTNPATCH_DOCS_TEST_FILES);
 const skipped = samples.filter((s) => s.directives.skip !== undefined);
+const inBrowser = samples.filter((s) => s.directives.browser);
 
 describe('docs: code samples in README.md and docs/*.md', () => {
   it('finds samples', () => {
     expect(samples.length).toBeGreaterThan(0);
     console.info(`docs samples: ${samples.length}, skipped ${skipped.length}:\n${skipped.map((s) => `  ${where(s)}: ${s.directives.skip}`).join('\n')}`);
+    console.info(`run by test/browser: ${inBrowser.map(where).join(', ')}`);
   });
 
   samples.forEach((s, n) => {
-    const label = s.directives.skip !== undefined ? `${where(s)} parses (skip: ${s.directives.skip})` : `${where(s)} runs`;
+    const label = s.directives.skip !== undefined ? `${where(s)} parses (skip: ${s.directives.skip})` : s.directives.browser ? `${where(s)} parses (test/browser runs it)` : `${where(s)} runs`;
     it(label, async () => {
       expect(s.problems, where(s)).toEqual([]);
-      if (s.directives.skip !== undefined) {
+      if (s.directives.skip !== undefined || s.directives.browser) {
         expect(parseProblems(s), `${where(s)} does not parse`).toEqual([]);
         return;
       }

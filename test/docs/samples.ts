@@ -2,7 +2,9 @@
  * @file Code samples in README.md and docs/*.md, and the annotations that say how the docs test runs them
  * (test/docs/samples.test.ts). An annotation is an HTML comment on the line(s) right above a fence:
  *
- *   <!-- docs-test: skip: REASON -->           not run (browser-only, needs another model, …); listed and parsed
+ *   <!-- docs-test: skip: REASON -->           not run (needs another model, installs, …); listed and parsed
+ *   <!-- docs-test: browser -->                a browser sample: parsed here, run as a module in the test page by
+ *                                              test/browser (its import map, the repo served at /)
  *   <!-- docs-test: replace "FROM" => "TO" --> literal replacement before running; TO may use $MODEL (the shipped
  *                                              models/tinystories-656k, absolute) and $REPO (the repo root)
  *   <!-- docs-test: file NAME = PATH -->       copy PATH (repo-relative) to NAME in the sample's working folder
@@ -20,6 +22,8 @@ export type SampleKind = 'sh' | 'js' | 'html';
 
 export interface Directives {
   skip?: string;
+  /** Runs in test/browser's page instead of Node. */
+  browser?: boolean;
   replace: [from: string, to: string][];
   files: [name: string, path: string][];
   expectError?: string;
@@ -50,10 +54,11 @@ const ANNOTATION = /^\s*<!--\s*docs-test:\s*(.*?)\s*-->\s*$/;
 function parseDirective(text: string, d: Directives): string | undefined {
   let m: RegExpExecArray | null;
   if ((m = /^skip:\s*(\S.*)$/.exec(text))) d.skip = m[1]!;
+  else if (text === 'browser') d.browser = true;
   else if ((m = /^replace\s+"((?:[^"\\]|\\.)*)"\s*=>\s*"((?:[^"\\]|\\.)*)"$/.exec(text))) d.replace.push([JSON.parse(`"${m[1]}"`), JSON.parse(`"${m[2]}"`)]);
   else if ((m = /^file\s+(\S+)\s*=\s*(\S+)$/.exec(text))) d.files.push([m[1]!, m[2]!]);
   else if ((m = /^expect-error\s+"((?:[^"\\]|\\.)*)"$/.exec(text))) d.expectError = JSON.parse(`"${m[1]}"`);
-  else return `unknown docs-test annotation "${text}" (skip: REASON | replace "A" => "B" | file NAME = PATH | expect-error "TEXT")`;
+  else return `unknown docs-test annotation "${text}" (skip: REASON | browser | replace "A" => "B" | file NAME = PATH | expect-error "TEXT")`;
   return undefined;
 }
 
