@@ -1,5 +1,5 @@
 /** `attnpatch convert --patch` and `attnpatch verify` through the CLI program. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -48,5 +48,13 @@ describe('convert --patch → verify', () => {
     const c = await runCli('convert', MODEL, '-o', join(tmp, 'x'), '--patch', 'nope');
     expect(c.code).toBe(1);
     expect(c.err).toMatch(/unknown patch "nope"; should be one of: gqa/);
+  });
+
+  it('a strict patch that cannot lower every block fails naming the model file, and writes nothing', async () => {
+    const out = join(tmp, 'strict');
+    const c = await runCli('convert', MODEL, '-o', out, '--patch', 'gqa:kvHeads=3,strict=true');
+    expect(c.code).toBe(1);
+    expect(c.err).toMatch(/^attnpatch: gqa could not lower 2 block\(s\): layer 0 \(unfused\): 4 KV heads cannot be merged into 3.*\[file=.*tinystories-656k\/onnx\/model\.onnx\]\n$/s);
+    expect(existsSync(out)).toBe(false);
   });
 });

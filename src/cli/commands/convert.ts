@@ -15,6 +15,7 @@ import { loadLocated, locateModel, patchContextOf, readConfig, writeModelLike } 
 import { tokenizerFolder } from './eval.js';
 import { bytes } from '../format.js';
 import { runCommand } from '../run.js';
+import { withContext } from '../../errors.js';
 
 export type ConvertOptions = { readonly output: string; readonly patch?: string[]; readonly recipe?: string; readonly json?: boolean; readonly tokenizer?: string };
 
@@ -39,7 +40,12 @@ export async function convert(input: string, options: ConvertOptions): Promise<v
   // Patches calibrated on a text file (gqa merge=aligned, mla method=asvd) run the original model on it first.
   const needsText = specs.some((s) => typeof parsePatchSpec(s).options.calibration === 'string');
   const resolved = needsText ? await resolveCalibration(specs, { model, tokenizerFolder: tokenizerFolder(input, options.tokenizer) }) : specs;
-  const reports: PatchReport[] = applyPatches(model, resolved, patchContextOf(config));
+  let reports: PatchReport[];
+  try {
+    reports = applyPatches(model, resolved, patchContextOf(config));
+  } catch (e) {
+    throw withContext(e, { file: location.file }); // strict patches name the graph they failed on
+  }
   const refit = await refitPatched(resolved, { original: () => loadLocated(input).model, patched: model });
   const mlaReport = reports.find((r) => r.patch === 'mla');
   if (refit?.layers.length) mlaReport?.warnings.push(`mla: refit the folded output projections of layers ${refit.layers.join(', ')} on ${refit.tokens} calibration tokens`);

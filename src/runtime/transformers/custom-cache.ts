@@ -8,7 +8,7 @@
  */
 import { contextLengthOf, genaiContextLength, mergeGenaiConfig } from '../../recipes/genai.js';
 import type { ModelConfig } from '../../recipes/match.js';
-import { AttnpatchError } from '../../errors.js';
+import { AttnpatchError, withContext } from '../../errors.js';
 import { loadModelFromBytes } from '../../graph/io/bytes.js';
 import { decodeModelProto } from '../../graph/serde/decode.js';
 import type { ExternalDataSource } from '../../graph/serde/external-data.js';
@@ -172,7 +172,13 @@ export class PatchingCache implements CacheLike {
     } catch (e) {
       throw e instanceof AttnpatchError ? e : new AttnpatchError('PARSE', `cannot load ${file}: ${(e as Error).message}`, { file });
     }
-    const reports = applyPatches(model, entry.patches, await this.context(entry, file, key));
+    const context = await this.context(entry, file, key);
+    let reports: PatchReport[];
+    try {
+      reports = applyPatches(model, entry.patches, context);
+    } catch (e) {
+      throw withContext(e, { file }); // strict patches and bad options name the graph they failed on
+    }
     return this.store.save(hash, file, model, reports, entry, key);
   }
 }
