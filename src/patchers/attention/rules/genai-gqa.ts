@@ -12,6 +12,7 @@ import { attrFloat, attrInt } from '../../../graph/ir/attribute.js';
 import type { Node } from '../../../graph/ir/node.js';
 import type { LiftResult, LiftRule, Projection, RopeInfo } from '../block.js';
 import { constValue, isConstant } from '../const.js';
+import { quirkFields } from '../quirks.js';
 import {
   fail,
   gateNotes,
@@ -66,6 +67,9 @@ function liftGqa(node: Node): LiftResult {
 
   const [q, k, v] = packed ? packedProjections(traces.q, numHeads, numKvHeads, headDim) : [ownProjection(traces.q), ownProjection(traces.k), ownProjection(traces.v)];
   const output = node.output(0);
+  const window = attrInt(node, 'local_window_size', -1);
+  const softcap = attrFloat(node, 'softcap', 0);
+  const quirks = quirkFields({ window: window >= 0 ? window : undefined, softcap: softcap > 0 ? softcap : undefined });
   return {
     ok: true,
     block: {
@@ -87,9 +91,8 @@ function liftGqa(node: Node): LiftResult {
       output,
       anchor: node,
       nodes: ownedNodes(node, packed ? [traces.q] : Object.values(traces)),
-      notes: [...new Set([...gqaNotes(node, rope.rope), ...(packed ? [] : traceNotes(traces)), ...gateNotes(output)])],
-      ...(attrInt(node, 'local_window_size', -1) >= 0 ? { window: attrInt(node, 'local_window_size', -1) } : {}),
-      ...(attrFloat(node, 'softcap', 0) > 0 ? { softcap: attrFloat(node, 'softcap', 0) } : {}),
+      notes: [...new Set([...quirks.notes, ...gqaNotes(node, rope.rope), ...(packed ? [] : traceNotes(traces)), ...gateNotes(output)])],
+      ...quirks.fields,
     },
   };
 }
@@ -121,14 +124,10 @@ function packedProjections(t: Trace, h: number, hkv: number, d: number): [Projec
   return [part(0, h), part(h, h + hkv), part(h + hkv, h + 2 * hkv)];
 }
 
-/** Facts a patch must keep: windowing, softcap, extra inputs, rope placement. */
+/** Facts a patch must keep beyond the window and softcap (quirkFields): extra inputs, rope placement. */
 function gqaNotes(node: Node, rope: RopeInfo | null): string[] {
   const notes: string[] = [];
   if (!rope) notes.push('no-rope');
-  const window = attrInt(node, 'local_window_size', -1);
-  if (window >= 0) notes.push(`sliding-window=${window}`);
-  const softcap = attrFloat(node, 'softcap', 0);
-  if (softcap > 0) notes.push(`softcap=${+softcap.toPrecision(7)}`);
   if (attrInt(node, 'smooth_softmax', 0) === 1) notes.push('smooth-softmax');
   if (attrInt(node, 'causal', 1) === 0) notes.push('bidirectional');
   if (attrInt(node, 'sliding_window_cache', 0) === 1) notes.push('sliding-window-cache');

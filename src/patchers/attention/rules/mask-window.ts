@@ -1,7 +1,8 @@
 /**
- * @file The sliding window of an unfused block, read from its model-level mask. transformers ≥ 4.53 builds the mask
+ * @file The sliding window of a block, read from its mask (an unfused model-level mask, or opset-24 Attention's). transformers ≥ 4.53 builds the mask
  * of a sliding layer from `kv_idx > q_idx − W` (`sliding_window_overlay`), which exports as
- * `Greater(k, Sub(q, W))` (or `Less(Sub(q, W), k)`, `Add(q, −W)`, `Less(Sub(q, k), W)`) with a constant W, combined
+ * `Greater(k, Sub(q, W))` (or `Less(Sub(q, W), k)`, `Add(q, −W)`, `Less(Sub(q, k), W)`, `LessOrEqual(Sub(q, k), W − 1)`)
+ * with a constant W, combined
  * with the causal and padding terms.
  * The window is found by searching the mask's producers (a bounded walk that stops at graph inputs) for that
  * comparison. A mask with no such comparison is full causal; two different windows in one mask are not guessed at.
@@ -36,6 +37,11 @@ function windowOf(cmp: Node): number | undefined {
   const [a, b] = [cmp.input(0), cmp.input(1)];
   if (cmp.opType === 'Greater') return minusW(b) ?? (a && b?.producer?.opType === 'Sub' ? constW(a) : undefined);
   if (cmp.opType === 'Less') return minusW(a) ?? (b && a?.producer?.opType === 'Sub' ? constW(b) : undefined);
+  // `q − k ≤ W − 1` (the opset-24 Attention masks write it this way).
+  if (cmp.opType === 'LessOrEqual' && a?.producer?.opType === 'Sub') {
+    const c = constInts(b);
+    return c?.length === 1 && c[0]! >= 0 ? c[0]! + 1 : undefined;
+  }
   return undefined;
 }
 

@@ -12,7 +12,8 @@ import { attrFloat, attrInt } from '../../../graph/ir/attribute.js';
 import type { Node } from '../../../graph/ir/node.js';
 import type { Value } from '../../../graph/ir/value.js';
 import type { KvNames, LiftResult, LiftRule } from '../block.js';
-import { constInt } from '../const.js';
+import { maskWindow } from './mask-window.js';
+import { quirkFields } from '../quirks.js';
 import {
   causalNote,
   fail,
@@ -56,16 +57,17 @@ function liftOnnxAttention(node: Node): LiftResult {
   const [q, k, v] = [ownProjection(traces.q), ownProjection(traces.k), ownProjection(traces.v)];
   const output = node.output(0);
   const mask = node.input(3);
-  const window = mask ? maskWindow(mask) : undefined;
+  const win = maskWindow(mask);
+  if (!win.ok) return fail(win.reason);
   const softcap = attrFloat(node, 'softcap', 0);
+  const quirks = quirkFields({ window: win.window, softcap: softcap > 0 ? softcap : undefined });
   const notes = [
     ...(rope.rope ? [] : ['no-rope']),
     ...(kScatter ? ['static-cache', `cache-layout=${shapeOf(kScatter.input(0))?.length === 3 ? 'bsd' : 'bnsh'}`] : []),
     ...(mask ? ['attention-bias'] : []),
-    ...(window !== undefined ? [`sliding-window=${window}`] : []),
+    ...quirks.notes,
     ...causalNote(attrInt(node, 'is_causal', 0) === 1, !!mask),
     ...(node.input(6) ? ['nonpad-kv-seqlen'] : []),
-    ...(softcap > 0 ? [`softcap=${+softcap.toPrecision(7)}`] : []),
     ...traceNotes(traces),
     ...gateNotes(output),
   ];
@@ -90,6 +92,7 @@ function liftOnnxAttention(node: Node): LiftResult {
       anchor: node,
       nodes: ownedNodes(node, Object.values(traces), cache.present ? [cache.present.key, cache.present.value] : []),
       notes,
+      ...quirks.fields,
     },
   };
 }
@@ -128,26 +131,4 @@ function ownCache(node: Node): { past: KvNames | null; present: KvNames | null }
     past: kvPair(node, node.input(4), node.input(5), 'inputs'),
     present: kvPair(node, node.outputs[1] ?? null, node.outputs[2] ?? null, 'outputs'),
   };
-}
-
-const MASK_SEARCH_LIMIT = 64;
-
-/**
- * A sliding window encoded in the mask: `Less(Sub(query_pos, key_pos), W)` (or `LessOrEqual(…, W − 1)`) found
- * among the mask's producers. Keys with distance < W are kept: W keys including the query's own position.
- */
-function maskWindow(mask: Value): number | undefined {
-  const seen = new Set<Node>();
-  const queue = [mask.producer];
-  while (queue.length && seen.size < MASK_SEARCH_LIMIT) {
-    const n = queue.shift();
-    if (!n || seen.has(n)) continue;
-    seen.add(n);
-    if ((isOp(n, 'Less') || isOp(n, 'LessOrEqual')) && isOp(n.input(0)?.producer, 'Sub')) {
-      const w = constInt(n.input(1));
-      if (w !== undefined) return isOp(n, 'Less') ? w : w + 1;
-    }
-    for (const v of n.inputs) if (v?.producer) queue.push(v.producer);
-  }
-  return undefined;
 }

@@ -16,6 +16,7 @@ import { exclusiveNodes, match, op, type Bindings } from '../../../graph/pattern
 import type { LiftContext, LiftResult, LiftRule } from '../block.js';
 import { cacheOf, groupSize, repeatKv, withPast } from './kv-pattern.js';
 import { maskWindow } from './mask-window.js';
+import { quirkFields } from '../quirks.js';
 import { maybeSliced, outputProjection, projectionNodes, projectionOf, splitHeads, type Sized } from './projection-pattern.js';
 import { splitHeadsMaybeNormed } from './qk-norm-pattern.js';
 import { maybeRope, nodesAbove, ropeInfo } from './rope-pattern.js';
@@ -86,8 +87,8 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
   const notes: string[] = [`mask=${c.mask}`];
   const win = maskWindow(c.maskValue ?? c.maskCondition);
   if (!win.ok) return win;
-  if (win.window !== undefined) notes.push(`sliding-window=${win.window}`);
-  if (c.softcap !== undefined) notes.push(`softcap=${+c.softcap.toPrecision(7)}`);
+  const quirks = quirkFields({ window: win.window, softcap: c.softcap });
+  notes.push(...quirks.notes);
   // Per-head q/k RMSNorm (Qwen3, Gemma 3): the norm sits between the projection and rope.
   const qkNorm = qb.tags['q.qkNorm'] !== 'none' || kb.tags['k.qkNorm'] !== 'none';
   if (qkNorm) notes.push('qk-norm');
@@ -130,8 +131,7 @@ function lift(softmax: Node, ctx: LiftContext): LiftResult {
       anchor: softmax,
       nodes,
       notes,
-      ...(win.window !== undefined ? { window: win.window } : {}),
-      ...(c.softcap !== undefined ? { softcap: c.softcap } : {}),
+      ...quirks.fields,
     },
   };
 }
