@@ -6,7 +6,6 @@
  * it — matches the reference under Dual Chunk Attention positions past the chunk size, and where the recipe refuses a
  * patch, the refusal says why (and the patch itself leaves the blocks with the reason).
  */
-import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { saveModelToBytes } from '../../src/graph/io/bytes.js';
 import type { Model } from '../../src/graph/ir/model.js';
@@ -18,9 +17,9 @@ import { builtinRecipes } from '../../src/recipes/load.js';
 import { matchRecipe } from '../../src/recipes/match.js';
 import { checkForms, planRecipe } from '../../src/recipes/plan.js';
 import type { Recipe } from '../../src/recipes/schema.js';
-import { OrtDecoder } from '../../src/runtime/ort/decoder.js';
 import { patchContextOf } from '../../src/runtime/model-folder.js';
 import { buildFamily, type ExportForm } from '../support/family-graphs.js';
+import { logitsInCalls } from '../support/ort-calls.js';
 import { familyForward } from '../support/family-reference.js';
 import { FAMILIES, familyConfig, familyWeights, WINDOW, type FamilyName, type FamilySpec } from '../support/families.js';
 import { dcaPositions, type Positions } from '../support/llama-reference.js';
@@ -88,16 +87,7 @@ beforeAll(async () => {
 });
 
 /** Logits of every position from ONNX Runtime, prefill then one decode step. */
-async function runOrt(model: Model, ids: readonly number[]): Promise<Float32Array> {
-  const dec = await OrtDecoder.create(ort, saveModelToBytes(model));
-  try {
-    const a = await dec.step(ids.slice(0, -1));
-    const b = await dec.step(ids.slice(-1));
-    return Float32Array.from([...a.logits, ...b.logits]);
-  } finally {
-    await dec.release();
-  }
-}
+const runOrt = (model: Model, ids: readonly number[]) => logitsInCalls(saveModelToBytes(model), ids, [ids.length - 1, 1]);
 
 function maxDiff(got: Float32Array, want: Float32Array[]): number {
   const flat = Float32Array.from(want.flatMap((r) => [...r]));

@@ -17,21 +17,15 @@
  * Weights are [in, out] (the MatMul layout).
  */
 
+import type { LlamaConfig } from './llama-reference.js';
+
 export type FamilyName = 'llama' | 'llama3' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma2' | 'gemma3' | 'smollm';
 
-export interface FamilySpec {
+/** The Llama reference's sizes, plus each family's quirks. */
+export interface FamilySpec extends LlamaConfig {
   family: FamilyName;
   modelType: string;
   architecture: string;
-  hidden: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  intermediate: number;
-  vocab: number;
-  eps: number;
-  theta: number;
   /** config.json max_position_embeddings: small, so dca's chunks (CS = ⌊3c/4⌋, LW = ⌊c/8⌋) are reached in a test. */
   maxPositions: number;
   /** q/k/v projection biases (Qwen2). */

@@ -2,20 +2,19 @@
  * The dca patch on TinyStories-656K: exact within CS + 1 tokens, and across several chunks equal to an independent
  * TypeScript forward pass written from the weights (safetensors) and the DCA position formulas.
  */
-import * as ort from 'onnxruntime-node';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAttnpatchError } from '../../errors.js';
 import { loadModelFile, saveModelFile } from '../../graph/io/fs.js';
-import { OrtDecoder, type OrtModule } from '../../runtime/ort/decoder.js';
 import { maxAbs, verifyModels } from '../../runtime/verify.js';
 import { liftAttention } from '../attention/lift.js';
 import { applyGqa } from '../gqa/index.js';
 import { shared } from '../../../test/support/paths.js';
 import { dcaPositions, llamaForward, ordinary, readSafetensors, TINYSTORIES_CONFIG } from '../../../test/support/llama-reference.js';
 import { applyDca, type DcaOptions } from './index.js';
+import { logitsInCalls } from '../../../test/support/ort-calls.js';
 
 const ONNX = shared('tinystories-656k-optimum', 'onnx', 'model.onnx');
 const tmp = mkdtempSync(join(tmpdir(), 'attnpatch-dca-'));
@@ -32,22 +31,6 @@ function patched(options: DcaOptions, before?: (m: ReturnType<typeof loadModelFi
   expect(report.left).toEqual([]);
   const out = join(tmp, `${Math.random().toString(36).slice(2)}.onnx`);
   saveModelFile(m, out);
-  return out;
-}
-
-/** Logits of every position, feeding `ids` in calls of the given sizes. */
-async function logitsInCalls(file: string, ids: readonly number[], sizes: readonly number[]): Promise<Float32Array> {
-  const d = await OrtDecoder.create(ort as unknown as OrtModule, file);
-  const parts: Float32Array[] = [];
-  let at = 0;
-  for (const n of sizes) {
-    parts.push((await d.step(ids.slice(at, at + n))).logits);
-    at += n;
-  }
-  await d.release();
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) out.set(p, (o += p.length) - p.length);
   return out;
 }
 

@@ -4,19 +4,18 @@
  * at full rank and at low rank (K/V weights ← W_D·W_U), with the temperature and the inter-chunk bias, over calls
  * that span chunks.
  */
-import * as ort from 'onnxruntime-node';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModelFile, saveModelFile } from '../../graph/io/fs.js';
-import { OrtDecoder, type OrtModule } from '../../runtime/ort/decoder.js';
 import { maxAbs, verifyModels } from '../../runtime/verify.js';
 import { applyDca, type DcaOptions } from '../dca/index.js';
 import { inspectModel } from '../inspect.js';
 import { dcaPositions, llamaForward, readSafetensors, TINYSTORIES_CONFIG } from '../../../test/support/llama-reference.js';
 import { shared } from '../../../test/support/paths.js';
 import { applyMla, effectiveWeights, planMla, type MlaOptions } from './index.js';
+import { logitsInCalls } from '../../../test/support/ort-calls.js';
 
 const ONNX = shared('tinystories-656k-optimum', 'onnx', 'model.onnx');
 const tmp = mkdtempSync(join(tmpdir(), 'attnpatch-mla-dca-'));
@@ -34,15 +33,6 @@ function patched(dca: DcaOptions, mla: MlaOptions): { file: string; plan: Return
   const file = join(tmp, `${Math.random().toString(36).slice(2)}.onnx`);
   saveModelFile(m, file);
   return { file, plan };
-}
-
-async function logitsInCalls(file: string, sizes: readonly number[]): Promise<Float32Array> {
-  const d = await OrtDecoder.create(ort as unknown as OrtModule, file);
-  const parts: Float32Array[] = [];
-  let at = 0;
-  for (const n of sizes) parts.push((await d.step(IDS.slice(at, (at += n)))).logits);
-  await d.release();
-  return Float32Array.from(parts.flatMap((p) => [...p]));
 }
 
 /** The reference logits with DCA positions and, when given, the plan's effective K/V weights. */
@@ -83,7 +73,7 @@ describe('mla after dca', () => {
     const f = dca.temperature ? 0.05 * Math.log(40 / 16) + 1 : 1;
     const lossy = mla.rank !== 'full';
     const expected = reference(dcaPositions(12, 4, dca.interBias ?? 0), lossy ? plan : undefined, f * f);
-    for (const calls of dca.temperature ? [[40]] : CALLS) expect(maxAbs(await logitsInCalls(file, calls), expected)).toBeLessThanOrEqual(1e-4);
+    for (const calls of dca.temperature ? [[40]] : CALLS) expect(maxAbs(await logitsInCalls(file, IDS, calls), expected)).toBeLessThanOrEqual(1e-4);
   });
 
   it('dca after mla refuses with the reason (apply dca first)', () => {

@@ -3,7 +3,6 @@
  * caches) graphs of Llama and Qwen2 (k/v biases: b_K stays on the up side, b_V folds into a constant), a 4-bit
  * MatMulNBits source (dequantized exactly), blocks it must refuse, and composition after gqa.
  */
-import * as ort from 'onnxruntime-node';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,6 @@ import { loadModelFile, saveModelFile } from '../../graph/io/fs.js';
 import { eliminateDeadCode } from '../../graph/passes/dce.js';
 import { toFloat32 } from '../../graph/tensor/decode.js';
 import { MemoryTensor, viewBytes } from '../../graph/tensor/tensor.js';
-import { OrtDecoder, type OrtModule } from '../../runtime/ort/decoder.js';
 import { losslessTolerance, maxAbs, verifyModels } from '../../runtime/verify.js';
 import { applyGqa } from '../gqa/index.js';
 import { FAMILIES, familyWeights, type FamilyName } from '../../../test/support/families.js';
@@ -25,6 +23,7 @@ import { buildFamily, type ExportForm } from '../../../test/support/family-graph
 import { familyForward } from '../../../test/support/family-reference.js';
 import { shared } from '../../../test/support/paths.js';
 import { applyMla, effectiveWeights, planMla, type MlaOptions } from './index.js';
+import { logitsInCalls } from '../../../test/support/ort-calls.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'attnpatch-mla-forms-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -34,15 +33,6 @@ function save(m: Model): string {
   const out = join(tmp, `${Math.random().toString(36).slice(2)}.onnx`);
   saveModelFile(m, out);
   return out;
-}
-
-async function logits(file: string, sizes: readonly number[]): Promise<Float32Array> {
-  const d = await OrtDecoder.create(ort as unknown as OrtModule, file);
-  const parts: Float32Array[] = [];
-  let at = 0;
-  for (const n of sizes) parts.push((await d.step(IDS.slice(at, (at += n)))).logits);
-  await d.release();
-  return Float32Array.from(parts.flatMap((p) => [...p]));
 }
 
 describe.each([
@@ -71,8 +61,8 @@ describe.each([
     const m = loadModelFile(file);
     applyMla(m, options);
     const patched = save(m);
-    expect(maxAbs(await logits(patched, [IDS.length]), expected)).toBeLessThanOrEqual(1e-4);
-    expect(maxAbs(await logits(patched, [7, 1, 12]), expected)).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsInCalls(patched, IDS, [IDS.length]), expected)).toBeLessThanOrEqual(1e-4);
+    expect(maxAbs(await logitsInCalls(patched, IDS, [7, 1, 12]), expected)).toBeLessThanOrEqual(1e-4);
   });
 });
 
