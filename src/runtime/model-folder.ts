@@ -10,6 +10,7 @@ import type { Model } from '../graph/ir/model.js';
 import { loadModelFile, resolveModelFile, saveModelFile, type SaveOptions } from '../graph/io/fs.js';
 import type { PatchContext } from '../patchers/spec.js';
 import { contextLengthOf, mergeGenaiConfig } from '../recipes/genai.js';
+import { configValue, type ModelConfig } from '../recipes/match.js';
 
 export interface ModelLocation {
   /** The folder given (transformers.js layout), or undefined for a bare .onnx file. */
@@ -31,19 +32,14 @@ export function locateModel(path: string): ModelLocation {
 
 /** The decoder file a folder's genai_config.json names, when it exists. */
 function genaiDecoderFile(folder: string): string | undefined {
-  const name = configValue(readJson(join(folder, 'genai_config.json')), ['model', 'decoder', 'filename']);
+  const name = configValue(readJson(join(folder, 'genai_config.json')) as ModelConfig | undefined, 'model.decoder.filename');
   if (typeof name !== 'string' || !name || name.includes('..')) return undefined;
   const file = join(folder, name);
   return existsSync(file) && statSync(file).isFile() ? file : undefined;
 }
 
-function configValue(v: unknown, path: readonly string[]): unknown {
-  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined;
-  return v;
-}
-
 /** A JSON file's value, or undefined when it is missing or not JSON. */
-function readJson(path: string): unknown {
+export function readJson(path: string): unknown {
   if (!existsSync(path)) return undefined;
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as unknown;
